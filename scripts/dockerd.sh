@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# A private docker engine for tests: scripts/dockerd.sh start|stop|status
+# start prints the socket path once the engine answers. vfs storage and no networking, as the
+# machines here allow (see DESIGN.md); state under ${YMIR_DOCKER_ROOT:-/tmp/ymir-docker}.
+set -euo pipefail
+ROOT="${YMIR_DOCKER_ROOT:-/tmp/ymir-docker}"
+SOCK="$ROOT/docker.sock"
+PID="$ROOT/dockerd.pid"
+
+running() { [[ -f "$PID" ]] && kill -0 "$(cat "$PID")" 2>/dev/null; }
+
+case "${1:-status}" in
+  start)
+    if ! command -v dockerd >/dev/null 2>&1; then echo "dockerd is not installed" >&2; exit 1; fi
+    if [[ $(id -u) != 0 ]]; then echo "dockerd needs root" >&2; exit 1; fi
+    mkdir -p "$ROOT/data" "$ROOT/exec"
+    if ! running; then
+      nohup dockerd --storage-driver=vfs --iptables=false --ip6tables=false --bridge=none \
+        --data-root "$ROOT/data" --exec-root "$ROOT/exec" --pidfile "$PID" \
+        -H "unix://$SOCK" >"$ROOT/dockerd.log" 2>&1 &
+    fi
+    for _ in $(seq 1 100); do
+      if DOCKER_HOST="unix://$SOCK" docker version >/dev/null 2>&1; then echo "$SOCK"; exit 0; fi
+      sleep 0.2
+    done
+    echo "dockerd did not answer; see $ROOT/dockerd.log: $(tail -2 "$ROOT/dockerd.log" 2>/dev/null)" >&2
+    exit 1
+    ;;
+  stop)
+    if running; then kill "$(cat "$PID")"; fi
+    ;;
+  status)
+    if running; then echo "running: $SOCK"; else echo "stopped"; exit 1; fi
+    ;;
+esac

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Set up (idempotently) what ymir-edge needs on a fresh Debian machine with Python >= 3.11:
+#   - system packages (mosquitto, chromium, docker.io, busybox-static) when missing and we are root;
+#   - .venv at the repo root with the project installed editable with the requested extras.
+# Usage: scripts/setup.sh [EXTRAS]   (default: all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EXTRAS="${1:-all}"
+
+log() { echo "[setup] $*" >&2; }
+
+need_apt=()
+command -v mosquitto >/dev/null 2>&1 || [[ -x /usr/sbin/mosquitto ]] || need_apt+=(mosquitto)
+if [[ "$EXTRAS" == all || "$EXTRAS" == *dev* ]]; then
+  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+  command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
+  [[ -x /bin/busybox ]] || need_apt+=(busybox-static)
+fi
+if ((${#need_apt[@]})); then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    log "installing ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  else
+    log "missing ${need_apt[*]} and cannot apt-get (not root): the tests that need them will skip"
+  fi
+fi
+
+PY="${PYTHON:-python3}"
+if [[ ! -x .venv/bin/python ]]; then
+  log "creating .venv"
+  "$PY" -m venv .venv
+fi
+stamp=".venv/.ymir-setup-$(sha256sum pyproject.toml | cut -c1-16)-$EXTRAS"
+if [[ ! -f "$stamp" ]]; then
+  log "installing ymir-edge[$EXTRAS] into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  # torch is pinned (CPU wheel here); installing it first keeps the resolver from choosing another.
+  if [[ "$EXTRAS" == all || "$EXTRAS" == *train* ]]; then
+    .venv/bin/python -m pip install -q "torch==2.13.0"
+  fi
+  .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
+  rm -f .venv/.ymir-setup-*
+  touch "$stamp"
+fi
+log "ready: $(.venv/bin/python --version)"
