@@ -1,0 +1,227 @@
+"""COCO bbox evaluation with the numbers of pycocotools' ``COCOeval``, vectorised.
+
+Same rules as pycocotools: detections cut at ``max(max_dets)`` per (image, class) after a stable
+sort on score; crowd ground truth is ignored and may absorb any number of detections (IoU over
+the detection's area); ground truth outside an area range (by its ``area`` field) is ignored and so
+are unmatched detections outside it (by ``w * h``); 101-point interpolated precision; the 12
+summary numbers in pycocotools' order. See :mod:`detkit.evaluation.matching` for how the greedy
+matching runs across all images at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detkit.evaluation.accumulate import class_bounds, final_recall, precision_recall
+from detkit.evaluation.data import FlatSet, ImageDT, ImageGT, flat_from_images
+from detkit.evaluation.matching import candidate_pairs, greedy_match, sort_detections
+
+__all__ = ["CocoParams", "CocoResult", "evaluate_flat", "evaluate_coco", "STAT_NAMES"]
+
+STAT_NAMES = (
+    "AP@[.50:.95] all 100",
+    "AP@.50 all 100",
+    "AP@.75 all 100",
+    "AP@[.50:.95] small 100",
+    "AP@[.50:.95] medium 100",
+    "AP@[.50:.95] large 100",
+    "AR@[.50:.95] all 1",
+    "AR@[.50:.95] all 10",
+    "AR@[.50:.95] all 100",
+    "AR@[.50:.95] small 100",
+    "AR@[.50:.95] medium 100",
+    "AR@[.50:.95] large 100",
+)
+
+
+def _linspace(lo: float, hi: float, step: float) -> np.ndarray:
+    # pycocotools' construction (np.arange drifts above the true values)
+    return np.linspace(lo, hi, int(np.round((hi - lo) / step)) + 1, endpoint=True)
+
+
+@dataclass(frozen=True)
+class CocoParams:
+    """Evaluation settings; the defaults are pycocotools' bbox defaults."""
+
+    iou_thrs: np.ndarray = field(default_factory=lambda: _linspace(0.5, 0.95, 0.05))
+    rec_thrs: np.ndarray = field(default_factory=lambda: _linspace(0.0, 1.0, 0.01))
+    max_dets: tuple[int, ...] = (1, 10, 100)
+    area_rngs: tuple[tuple[float, float], ...] = ((0, 1e10), (0, 1024), (1024, 9216), (9216, 1e10))
+    area_labels: tuple[str, ...] = ("all", "small", "medium", "large")
+
+
+@dataclass
+class CocoResult:
+    """What :func:`evaluate_coco` returns.
+
+    ``stats``: the 12 pycocotools summary numbers (-1 where undefined). ``precision`` is
+    ``(T, R, K, A, M)`` and ``recall`` ``(T, K, A, M)`` like ``COCOeval.eval``; precision is only
+    filled for the largest ``max_dets`` unless ``full_precision`` was asked (it is all that the
+    summary reads).
+    """
+
+    stats: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    class_ids: np.ndarray
+    params: CocoParams
+    class_names: dict = field(default_factory=dict)
+
+    @property
+    def map50_95(self) -> float:
+        return float(self.stats[0])
+
+    @property
+    def map50(self) -> float:
+        return float(self.stats[1])
+
+    def _class_ap(self, t_index) -> dict[int, float]:
+        p = self.precision[t_index, :, :, 0, -1]  # area "all", largest max_dets
+        out = {}
+        for k, cid in enumerate(self.class_ids.tolist()):
+            v = p[..., k]
+            v = v[v > -1]
+            out[cid] = float(np.mean(v)) if v.size else -1.0
+        return out
+
+    @property
+    def per_class_ap(self) -> dict[int, float]:
+        """AP@[.50:.95] per class id (area all, 100 detections); -1 for a class without ground truth."""
+        return self._class_ap(slice(None))
+
+    @property
+    def per_class_ap50(self) -> dict[int, float]:
+        """AP@.50 per class id; -1 for a class without ground truth."""
+        t = np.where(np.isclose(self.params.iou_thrs, 0.5))[0]
+        return self._class_ap(t)
+
+    def to_dict(self, per_class: bool = False) -> dict:
+        """JSON-ready summary: ``stats`` (12 numbers), ``map50``, ``map50_95`` and optionally per class."""
+        out = {"stats": [float(s) for s in self.stats], "map50": self.map50, "map50_95": self.map50_95}
+        if per_class:
+            ap, ap50 = self.per_class_ap, self.per_class_ap50
+            out["per_class"] = {
+                str(c): {"name": self.class_names.get(c, str(c)), "ap": ap[c], "ap50": ap50[c]}
+                for c in self.class_ids.tolist()
+            }
+        return out
+
+
+def _summarize(result: CocoResult) -> np.ndarray:
+    """pycocotools' ``summarize`` (bbox), same indexing and the same ``np.mean`` calls."""
+    p = result.params
+    max_dets = sorted(p.max_dets)
+
+    def one(ap: int, iou_thr=None, area="all", max_det=100):
+        aind = [i for i, a in enumerate(p.area_labels) if a == area]
+        mind = [i for i, m in enumerate(max_dets) if m == max_det]
+        if ap == 1:
+            s = result.precision
+            if iou_thr is not None:
+                s = s[np.where(iou_thr == p.iou_thrs)[0]]
+            s = s[:, :, :, aind, mind]
+        else:
+            s = result.recall
+            if iou_thr is not None:
+                s = s[np.where(iou_thr == p.iou_thrs)[0]]
+            s = s[:, :, aind, mind]
+        sel = s[s > -1]
+        return -1.0 if len(sel) == 0 else float(np.mean(sel))
+
+    m = max_dets[-1]
+    return np.array(
+        [
+            one(1, max_det=m),
+            one(1, iou_thr=0.5, max_det=m),
+            one(1, iou_thr=0.75, max_det=m),
+            one(1, area="small", max_det=m),
+            one(1, area="medium", max_det=m),
+            one(1, area="large", max_det=m),
+            one(0, max_det=max_dets[0]),
+            one(0, max_det=max_dets[1]),
+            one(0, max_det=max_dets[2]),
+            one(0, area="small", max_det=m),
+            one(0, area="medium", max_det=m),
+            one(0, area="large", max_det=m),
+        ]
+    )
+
+
+def evaluate_flat(data: FlatSet, params: CocoParams | None = None, full_precision: bool = False) -> CocoResult:
+    """COCO-evaluate a :class:`FlatSet`; the engine behind :func:`evaluate_coco` and the CLI."""
+    p = params or CocoParams()
+    max_dets = sorted(p.max_dets)
+    n_k = data.num_classes
+    n_t, n_r, n_a, n_m = len(p.iou_thrs), len(p.rec_thrs), len(p.area_rngs), len(max_dets)
+    gt, dt = data.gt, data.dt
+    lo = np.array([r[0] for r in p.area_rngs], dtype=np.float64)[:, None]
+    hi = np.array([r[1] for r in p.area_rngs], dtype=np.float64)[:, None]
+
+    # detections: stable score order inside each (image, class), cut at the largest max_dets
+    order, rank = sort_detections(dt.image * n_k + dt.category, dt.score, max_dets[-1])
+    d_key = (dt.image * n_k + dt.category)[order]
+    pair_dt, pair_gt, pair_iou = candidate_pairs(
+        d_key, dt.xywh[order], gt.image * n_k + gt.category, gt.xywh, gt.crowd, float(np.min(p.iou_thrs))
+    )
+    regular = ~gt.crowd[None, :] & ~((gt.area[None, :] < lo) | (gt.area[None, :] > hi))  # (A, G)
+    m = greedy_match(pair_dt, pair_gt, pair_iou, d_key, p.iou_thrs, regular, gt.crowd)
+
+    n_c, n_d = n_t * n_a, len(order)
+    cfg_area = np.tile(np.arange(n_a), n_t)
+    dtm = np.zeros((n_c, n_d), dtype=bool)
+    dtm[m.config, m.dt] = gt.ann_id[m.gt] != 0  # pycocotools stores the gt id: id 0 reads "unmatched"
+    dtig = np.zeros((n_c, n_d), dtype=bool)
+    dtig[m.config, m.dt] = ~regular[cfg_area[m.config], m.gt]
+    d_area = dt.area[order]
+    d_out = (d_area[None, :] < lo) | (d_area[None, :] > hi)
+    dtig |= ~dtm & d_out[cfg_area]
+
+    # accumulation order: class, score high first, then image and rank (mergesort over concat)
+    acc = np.lexsort((rank, dt.image[order], -dt.score[order], dt.category[order]))
+    cat_sorted = dt.category[order][acc]
+    tps = (dtm & ~dtig)[:, acc]
+    fps = (~dtm & ~dtig)[:, acc]
+    rank_sorted = rank[acc]
+    npig = np.stack([np.bincount(gt.category[regular[a]], minlength=n_k) for a in range(n_a)])
+    npig_c = npig[cfg_area]  # (C, K)
+
+    precision = -np.ones((n_t, n_r, n_k, n_a, n_m))
+    recall = -np.ones((n_t, n_k, n_a, n_m))
+    for mi, md in enumerate(max_dets):
+        sub = rank_sorted < md
+        all_in = bool(sub.all())
+        t_sub = tps if all_in else tps[:, sub]
+        bounds = class_bounds(cat_sorted if all_in else cat_sorted[sub], n_k)
+        if mi == n_m - 1 or full_precision:
+            f_sub = fps if all_in else fps[:, sub]
+            prec, rec = precision_recall(bounds, t_sub, f_sub, npig_c, p.rec_thrs)
+            precision[:, :, :, :, mi] = prec.reshape(n_t, n_a, n_r, n_k).transpose(0, 2, 3, 1)
+        else:
+            rec = final_recall(bounds, t_sub, npig_c)
+        recall[:, :, :, mi] = rec.reshape(n_t, n_a, n_k).transpose(0, 2, 1)
+
+    result = CocoResult(
+        stats=np.zeros(12), precision=precision, recall=recall, class_ids=data.class_ids,
+        params=p, class_names=dict(data.class_names),
+    )
+    result.stats = _summarize(result)
+    return result
+
+
+def evaluate_coco(
+    gt: Sequence[ImageGT],
+    dt: Sequence[ImageDT],
+    class_ids: Sequence[int],
+    params: CocoParams | None = None,
+    full_precision: bool = False,
+) -> CocoResult:
+    """COCO bbox evaluation of per-image ground truth and detections (``xyxy`` pixel boxes).
+
+    ``gt[i]`` and ``dt[i]`` describe the same image. ``class_ids`` are the classes evaluated (a
+    class without ground truth is left out of the means, as in pycocotools). Raises
+    :class:`detkit.errors.BadInput` on malformed arrays or unknown class ids.
+    """
+    return evaluate_flat(flat_from_images(gt, dt, class_ids), params, full_precision)
