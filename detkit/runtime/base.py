@@ -17,15 +17,11 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from detkit.boxes import batched_nms
 from detkit.errors import BadInput, BadModel
 from detkit.manifest import ModelSpec
 from detkit.runtime.prepost import Letterbox, decode_centernet, letterbox, normalize, unletterbox
 
-try:  # another module owns the project's box maths; use it when present
-    from detkit.boxes import batched_nms as _shared_nms
-except ImportError:  # pragma: no cover - depends on the tree's state
-    _shared_nms = None
-from detkit.runtime.nms import nms_classwise
 
 log = logging.getLogger(__name__)
 
@@ -158,13 +154,6 @@ def _is_single(images: Any) -> bool:
     return isinstance(images, Image.Image | bytes | bytearray | str | Path)
 
 
-def class_nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou: float) -> np.ndarray:
-    """Kept indices of class-wise NMS (``detkit.boxes.batched_nms`` when the tree has it)."""
-    if _shared_nms is not None:
-        return np.asarray(_shared_nms(boxes, scores, class_ids, iou), dtype=np.int64)
-    return nms_classwise(boxes, scores, class_ids, iou)
-
-
 @dataclass
 class Detector:
     """A loaded model: raw :meth:`run` for servers, :meth:`detect` for images, :attr:`info`.
@@ -286,7 +275,7 @@ class Detector:
             dist = np.asarray(out[dist_name], dtype=np.float32)
             decoded = decode_centernet(heat[: len(chunk)], dist[: len(chunk)], spec.stride, conf, max_det)
             for (boxes, scores, cls), lb in zip(decoded, lbs, strict=True):
-                keep = class_nms(boxes, scores, cls, iou)
+                keep = batched_nms(boxes, scores, cls, iou)
                 boxes = unletterbox(boxes[keep], lb).astype(np.float32)
                 cls = cls[keep]
                 names = [spec.class_names[c] if c < len(spec.class_names) else str(c) for c in cls]
