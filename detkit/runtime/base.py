@@ -22,7 +22,6 @@ from detkit.errors import BadInput, BadModel
 from detkit.manifest import ModelSpec
 from detkit.runtime.prepost import Letterbox, decode_centernet, letterbox, normalize, unletterbox
 
-
 log = logging.getLogger(__name__)
 
 # numpy dtype name -> Open Inference Protocol datatype
