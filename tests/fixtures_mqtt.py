@@ -1,0 +1,121 @@
+"""A real Mosquitto broker for tests, on a free loopback port (reusable by agent, hub and e2e tests).
+
+Usage from a ``conftest.py``::
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests/ folder
+    from fixtures_mqtt import mosquitto  # noqa: F401  (the pytest fixture)
+
+The :class:`Mosquitto` object can ``stop()`` and ``start()`` again on the same port with the same
+persistence folder (``restart()``), so sessions and queued QoS 1 messages survive like in
+production. Tests needing it are skipped where the binary is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 10.0, up: bool = True) -> None:
+    """Wait until ``port`` accepts (``up``) or refuses (not ``up``) connections."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                if up:
+                    return
+        except OSError:
+            if not up:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"port {port} did not come {'up' if up else 'down'} in {timeout}s")
+
+
+class Mosquitto:
+    """One broker process with a generated config in ``folder``."""
+
+    def __init__(self, folder: Path, port: int | None = None, persistence: bool = True):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+        user = "user root\n" if os.geteuid() == 0 else ""  # as root it would drop to user mosquitto
+        self.config = self.folder / "mosquitto.conf"
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            f"{user}"
+            f"persistence {'true' if persistence else 'false'}\n"
+            f"persistence_location {self.folder}/\n"
+            "autosave_interval 1\n"
+            "max_queued_messages 100000\n"
+            "max_inflight_messages 100\n"
+            f"log_dest file {self.folder}/mosquitto.log\n"
+            "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+            "connection_messages true\n"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> Mosquitto:
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.config)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        try:
+            wait_port(self.port)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"mosquitto did not start; log:\n{self.log()}") from None
+        return self
+
+    def stop(self) -> None:
+        """SIGTERM (mosquitto saves its persistence file) and wait."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+        wait_port(self.port, up=False)
+
+    def restart(self, down_for: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+    def log(self) -> str:
+        p = self.folder / "mosquitto.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    """A running broker (``.url``, ``.port``, ``.restart()``), stopped after the test."""
+    if MOSQUITTO is None:
+        pytest.skip("mosquitto binary not installed (apt-get install -y mosquitto)")
+    broker = Mosquitto(tmp_path / "mosquitto").start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
