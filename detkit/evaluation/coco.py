@@ -164,7 +164,8 @@ def evaluate_flat(data: FlatSet, params: CocoParams | None = None, full_precisio
     order, rank = sort_detections(dt.image * n_k + dt.category, dt.score, max_dets[-1])
     d_key = (dt.image * n_k + dt.category)[order]
     pair_dt, pair_gt, pair_iou = candidate_pairs(
-        d_key, dt.xywh[order], gt.image * n_k + gt.category, gt.xywh, gt.crowd, float(np.min(p.iou_thrs))
+        d_key, dt.xywh[order], gt.image * n_k + gt.category, gt.xywh, gt.crowd,
+        min(float(np.min(p.iou_thrs)), 1 - 1e-10),
     )
     regular = ~gt.crowd[None, :] & ~((gt.area[None, :] < lo) | (gt.area[None, :] > hi))  # (A, G)
     m = greedy_match(pair_dt, pair_gt, pair_iou, d_key, p.iou_thrs, regular, gt.crowd)

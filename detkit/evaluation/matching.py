@@ -161,3 +161,37 @@ def greedy_match(
         out_d.append(rd[seg[si]])
         out_g.append(gi)
     return Matches(np.concatenate(out_c), np.concatenate(out_d), np.concatenate(out_g))
+
+
+def match_flat(
+    data,
+    iou_thrs,
+    *,
+    class_agnostic: bool = False,
+    max_det: int | None = None,
+    min_score: float | None = None,
+    ignored: np.ndarray | None = None,
+    reusable: np.ndarray | None = None,
+):
+    """Greedy-match a :class:`~detkit.evaluation.data.FlatSet` at one or more IoU thresholds.
+
+    Detections below ``min_score`` take no part; ``max_det`` cuts each group as COCO does.
+    ``ignored`` ground truth (default: crowd) is matched only when nothing else is; ``reusable``
+    ground truth (default: crowd) may take several detections. With ``class_agnostic`` a group
+    is a whole image (for confusion matrices). Returns ``(order, rank, matches)``: the considered
+    detections as indices into ``data.dt`` in (group, score) order, their rank in their group,
+    and :class:`Matches` whose ``dt`` are positions in ``order`` (config = threshold index).
+    """
+    gt, dt = data.gt, data.dt
+    n_k = max(data.num_classes, 1)
+    gkey = gt.image if class_agnostic else gt.image * n_k + gt.category
+    dkey = dt.image if class_agnostic else dt.image * n_k + dt.category
+    sel = np.arange(len(dt)) if min_score is None else np.flatnonzero(dt.score >= min_score)
+    sub, rank = sort_detections(dkey[sel], dt.score[sel], max_det)
+    order = sel[sub]
+    thrs = np.atleast_1d(np.asarray(iou_thrs, dtype=np.float64))
+    ignored = gt.crowd if ignored is None else ignored
+    reusable = gt.crowd if reusable is None else reusable
+    pd, pg, piou = candidate_pairs(dkey[order], dt.xywh[order], gkey, gt.xywh, gt.crowd, min(float(thrs.min()), 1 - 1e-10))
+    m = greedy_match(pd, pg, piou, dkey[order], thrs, ~ignored[None, :], reusable)
+    return order, rank, m
