@@ -52,7 +52,7 @@ class Runner:
     def __init__(
         self, ctx: JobContext, backend: JobBackend | None = None, *, backend_key: str = "local",
         backend_config: dict | None = None, concurrency: int = 1, internal_concurrency: int = 2,
-        poll_interval: float = 0.5, default_timeout_s: float = 6 * 3600,
+        poll_interval: float = 0.5, default_timeout_s: float = 6 * 3600, only_jobs: set[str] | None = None,
     ):
         self.ctx = ctx
         self.database = ctx.database
@@ -62,6 +62,7 @@ class Runner:
         self.concurrency = concurrency
         self.poll_interval = poll_interval
         self.default_timeout_s = default_timeout_s
+        self.only_jobs = only_jobs  # a CLI waiting on its own job runs just that one
         self.owner = _owner_id()
         self._pool = ThreadPoolExecutor(max_workers=internal_concurrency, thread_name_prefix="ymir-job")
         self._internal: dict[str, Future] = {}
@@ -130,6 +131,8 @@ class Runner:
             queued = sorted(store.list_jobs(self.database, states=("queued",), limit=10_000),
                             key=lambda j: j["created_at"])
             for job in queued:
+                if self.only_jobs is not None and job["id"] not in self.only_jobs:
+                    continue
                 kind = KINDS.get(job["kind"])
                 if kind is None:
                     continue  # a kind this process does not know (older/newer code): leave it
@@ -144,6 +147,8 @@ class Runner:
     # -- recovery --------------------------------------------------------------------------------
     def recover(self) -> None:
         for job in store.list_jobs(self.database, states=("running",), limit=10_000):
+            if self.only_jobs is not None and job["id"] not in self.only_jobs:
+                continue
             if job["owner"] == self.owner or _owner_alive(job["owner"]):
                 continue
             if job["category"] == "executor" and job["handle"]:
