@@ -1,1 +1,72 @@
+"""The ymir-edge hub: Flask app factory (no module-level app).
 
+``create_app(settings)`` opens the workspace, registers the blueprints (``hub.api`` JSON under
+``/api/v1``, ``hub.web`` pages), the auth hook and the error handlers, and keeps long-lived
+objects in ``app.extensions["ymir"]`` (a :class:`HubState`); ``HubState.close()`` stops them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HubState:
+    """What a running hub holds: settings, the workspace, the background runner."""
+
+    settings: object
+    workspace: object
+    background: object
+    closers: list = field(default_factory=list)
+
+    @property
+    def database(self):
+        return self.workspace.database
+
+    def close(self) -> None:
+        """Stop background work and close connections (idempotent)."""
+        for fn in reversed(self.closers):
+            try:
+                fn()
+            except Exception:
+                log.exception("error while closing the hub")
+        self.closers.clear()
+        self.background.close()
+        self.workspace.close()
+
+
+def create_app(settings=None, *, create_workspace: bool = False):
+    """Build the hub's Flask app for ``settings`` (a :class:`hub.config.Settings`; default: from env)."""
+    from flask import Flask
+
+    from hub import auth
+    from hub.api import bp as api_bp
+    from hub.config import load_settings
+    from hub.datasets.background import Background
+    from hub.errors import register_error_handlers
+    from hub.store.workspace import Workspace
+    from hub.web import bp as web_bp
+
+    settings = settings or load_settings()
+    workspace = Workspace.create(settings) if create_workspace else Workspace.open(settings)
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.session_secret(),
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes + 1024 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(days=7),
+        TESTING=settings.testing,
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["ymir"] = HubState(settings=settings, workspace=workspace, background=Background())
+    app.before_request(auth.load_user)
+    app.jinja_env.globals["csrf_token"] = auth.csrf_token
+    register_error_handlers(app)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(web_bp)
+    return app

@@ -1,0 +1,9 @@
+"""The JSON API under ``/api/v1`` (documented in docs/api.md; a test checks every route is)."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+from hub.api import core, datasets, projects, versions  # noqa: E402,F401  (routes register on import)
