@@ -1,0 +1,275 @@
+"""Where an import's files come from: an uploaded zip, a URL, a path under ``sharing/``, an internal dir.
+
+Everything here treats its input as hostile:
+
+* zip: entries that would land outside the target (``../``, absolute paths, drive letters,
+  symlink or device entries), encrypted entries and duplicate names are refused; the zip bomb
+  limits (file count, total uncompressed size, per-entry and overall compression ratio) are
+  checked from the central directory first and then enforced again while streaming, since the
+  directory can lie.
+* url: http/https only, streamed to disk with a byte cap, an inactivity timeout and an overall
+  deadline; the download must be a zip and is then handled as one.
+* path: must resolve (realpath, symlinks followed) inside the workspace's ``sharing/`` folder; a
+  folder is used in place, a zip is extracted.
+
+Errors say what and where: :class:`BadInput` (400) or :class:`TooLarge` (413).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import stat
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from detkit.errors import BadInput, TooLarge
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+#: entries smaller than this are not held to the per-entry ratio (a tiny XML can compress 50x)
+RATIO_FLOOR = 1 << 20
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+@dataclass
+class Limits:
+    """Size, count and time limits of one import (from the hub's settings)."""
+
+    max_zip_bytes: int = 2 << 30
+    max_total_uncompressed: int = 8 << 30
+    max_ratio: float = 200.0
+    max_files: int = 1_000_000
+    url_max_bytes: int = 2 << 30
+    url_timeout: float = 30.0  # seconds without a byte (connect or read) before a download fails
+    max_image_pixels: int = 100_000_000
+    url_deadline: float = 3600.0  # seconds a whole download may take (a slow-drip server cannot hold a worker)
+
+
+@dataclass
+class Source:
+    """An import source: ``kind`` is ``zip`` | ``url`` | ``path`` | ``dir``, ``value`` the path or URL."""
+
+    kind: str
+    value: str
+
+
+def _entry_target(info: zipfile.ZipInfo) -> str | None:
+    """The safe relative path of a zip entry, None for a directory entry; BadInput if it escapes."""
+    name = info.filename
+    shown = name[:200]
+    if "\x00" in name:
+        raise BadInput(f"zip entry {shown!r}: NUL in its name")
+    norm = name.replace("\\", "/")
+    if norm.startswith("/") or _DRIVE.match(norm):
+        raise BadInput(f"zip entry {shown!r}: absolute path refused")
+    parts = [p for p in norm.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise BadInput(f"zip entry {shown!r}: path escapes the extraction folder ('..')")
+    mode = info.external_attr >> 16
+    if info.create_system == 3 and stat.S_IFMT(mode):  # unix attributes present
+        if stat.S_ISLNK(mode):
+            raise BadInput(f"zip entry {shown!r}: symbolic link refused")
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise BadInput(f"zip entry {shown!r}: special file refused")
+    if info.flag_bits & 0x1:
+        raise BadInput(f"zip entry {shown!r}: encrypted entries are not supported")
+    if info.is_dir() or not parts:
+        return None
+    return "/".join(parts)
+
+
+def _check_directory(infos: list[zipfile.ZipInfo], zip_size: int, limits: Limits, where: str) -> None:
+    if len(infos) > limits.max_files:
+        raise TooLarge(f"{where}: {len(infos)} entries exceed the limit of {limits.max_files} files")
+    total = 0
+    for info in infos:
+        total += info.file_size
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > RATIO_FLOOR and ratio > limits.max_ratio:
+            raise TooLarge(
+                f"{where}: entry {info.filename[:200]!r} expands {ratio:.0f}x "
+                f"(limit {limits.max_ratio:.0f}x): zip bomb refused"
+            )
+    if total > limits.max_total_uncompressed:
+        raise TooLarge(
+            f"{where}: uncompressed size {total} bytes exceeds the limit of {limits.max_total_uncompressed}"
+        )
+    if total > RATIO_FLOOR and total / max(zip_size, 1) > limits.max_ratio:
+        raise TooLarge(
+            f"{where}: expands {total / max(zip_size, 1):.0f}x overall "
+            f"(limit {limits.max_ratio:.0f}x): zip bomb refused"
+        )
+
+
+def extract_zip(zip_path: Path, dest: Path, limits: Limits, where: str = "zip") -> int:
+    """Extract ``zip_path`` into ``dest`` (which must exist) under the limits; returns files written."""
+    zip_size = zip_path.stat().st_size
+    if zip_size > limits.max_zip_bytes:
+        raise TooLarge(f"{where}: {zip_size} bytes exceeds the limit of {limits.max_zip_bytes}")
+    try:
+        zf = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise BadInput(f"{where}: not a readable zip file ({exc})") from None
+    with zf:
+        infos = zf.infolist()
+        targets = [(info, _entry_target(info)) for info in infos]
+        if not any(t for _, t in targets):
+            raise BadInput(f"{where}: the zip is empty")
+        _check_directory(infos, zip_size, limits, where)
+        dest_real = os.path.realpath(dest)
+        made_dirs: set[str] = set()
+        total = files = 0
+        for info, rel in targets:
+            if rel is None or rel.split("/", 1)[0] == "__MACOSX":
+                continue
+            target = os.path.join(dest_real, rel)
+            parent = os.path.dirname(target)
+            if parent not in made_dirs:
+                os.makedirs(parent, exist_ok=True)
+                made_dirs.add(parent)
+            try:
+                out = open(target, "xb")  # noqa: SIM115 - closed below; 'x' refuses duplicate names
+            except (FileExistsError, IsADirectoryError):
+                raise BadInput(f"{where}: entry {info.filename[:200]!r} appears twice") from None
+            with out:
+                written = 0
+                try:
+                    with zf.open(info) as src:
+                        while chunk := src.read(CHUNK):
+                            written += len(chunk)
+                            total += len(chunk)
+                            if written > info.file_size:
+                                raise TooLarge(
+                                    f"{where}: entry {info.filename[:200]!r} holds more data than its "
+                                    f"header declares ({info.file_size} bytes): zip bomb refused"
+                                )
+                            if total > limits.max_total_uncompressed:
+                                raise TooLarge(
+                                    f"{where}: uncompressed size exceeds the limit of "
+                                    f"{limits.max_total_uncompressed} bytes"
+                                )
+                            out.write(chunk)
+                except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError, ValueError) as exc:
+                    raise BadInput(f"{where}: entry {info.filename[:200]!r} is corrupt ({exc})") from None
+            files += 1
+    return files
+
+
+def download(url: str, dest: Path, limits: Limits) -> int:
+    """Stream ``url`` (http/https only) into the file ``dest`` under the limits; returns its size."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise BadInput(f"url {url[:200]!r}: only http and https are allowed, not {scheme or 'no scheme'!r}")
+    import requests  # the hub's dependency; imported here so detkit-only users never need it
+
+    started = time.monotonic()
+    size = 0
+    try:
+        with requests.get(url, stream=True, timeout=(limits.url_timeout, limits.url_timeout)) as resp:
+            if resp.status_code != 200:
+                raise BadInput(f"url {url[:200]!r}: HTTP {resp.status_code}")
+            declared = resp.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > limits.url_max_bytes:
+                raise TooLarge(f"url {url[:200]!r}: {declared} bytes exceeds the limit of {limits.url_max_bytes}")
+            with open(dest, "wb") as out:
+                for chunk in resp.iter_content(CHUNK):
+                    size += len(chunk)
+                    if size > limits.url_max_bytes:
+                        raise TooLarge(f"url {url[:200]!r}: more than the limit of {limits.url_max_bytes} bytes")
+                    if time.monotonic() - started > limits.url_deadline:
+                        raise BadInput(f"url {url[:200]!r}: download took longer than {limits.url_deadline:.0f}s")
+                    out.write(chunk)
+    except requests.Timeout:
+        raise BadInput(f"url {url[:200]!r}: no answer within {limits.url_timeout:g}s") from None
+    except requests.RequestException as exc:
+        raise BadInput(f"url {url[:200]!r}: download failed ({type(exc).__name__}: {exc})") from None
+    return size
+
+
+def resolve_shared_path(value: str, sharing_dir: Path) -> Path:
+    """The real path of ``value`` (relative to ``sharing_dir`` or absolute) if it lies inside it."""
+    base = os.path.realpath(sharing_dir)
+    raw = value if os.path.isabs(value) else os.path.join(base, value)
+    real = os.path.realpath(raw)
+    if os.path.commonpath([base, real]) != base:
+        raise BadInput(f"path {value[:200]!r} is outside the sharing folder")
+    if not os.path.exists(real):
+        raise BadInput(f"path {value[:200]!r} does not exist in the sharing folder")
+    return Path(real)
+
+
+def _extracted(zip_path: Path, work: Path, limits: Limits, where: str) -> Path:
+    out = work / "files"
+    out.mkdir()
+    extract_zip(zip_path, out, limits, where)
+    return out
+
+
+def _open_zip(source: Source, sharing_dir: Path, work: Path, limits: Limits) -> Path:
+    path = Path(source.value)
+    if not path.is_file():
+        raise BadInput(f"zip {source.value[:200]!r} not found")
+    return _extracted(path, work, limits, f"zip {path.name[:200]!r}")
+
+
+def _open_url(source: Source, sharing_dir: Path, work: Path, limits: Limits) -> Path:
+    dest = work / "download.zip"
+    download(source.value, dest, limits)
+    with open(dest, "rb") as fh:
+        head = fh.read(4)
+    if head not in (b"PK\x03\x04", b"PK\x05\x06"):
+        raise BadInput(f"url {source.value[:200]!r}: the download is not a zip file")
+    return _extracted(dest, work, limits, f"url {source.value[:200]!r}")
+
+
+def _open_path(source: Source, sharing_dir: Path, work: Path, limits: Limits) -> Path:
+    real = resolve_shared_path(source.value, sharing_dir)
+    if real.is_dir():
+        return real
+    if zipfile.is_zipfile(real):
+        return _extracted(real, work, limits, f"path {source.value[:200]!r}")
+    raise BadInput(f"path {source.value[:200]!r} is neither a folder nor a zip file")
+
+
+def _open_dir(source: Source, sharing_dir: Path, work: Path, limits: Limits) -> Path:
+    path = Path(source.value)
+    if not path.is_dir():
+        raise BadInput(f"dir {source.value[:200]!r} is not a folder")
+    return path
+
+
+_OPENERS: dict[str, Callable[[Source, Path, Path, Limits], Path]] = {
+    "zip": _open_zip,
+    "url": _open_url,
+    "path": _open_path,
+    "dir": _open_dir,
+}
+
+
+@contextmanager
+def open_source(source: Source, *, sharing_dir: Path, tmp_dir: Path, limits: Limits) -> Iterator[Path]:
+    """Yield a local folder with the dataset's files; temporary files are removed afterwards.
+
+    ``zip``: a local zip (an upload), extracted; ``url``: downloaded then extracted; ``path``: a
+    folder or zip under ``sharing_dir``; ``dir``: a trusted internal folder, used as is.
+    Raises :class:`BadInput` / :class:`TooLarge` saying what and where.
+    """
+    opener = _OPENERS.get(source.kind)
+    if opener is None:
+        raise BadInput(f"unknown source kind {source.kind!r} (expected one of {', '.join(_OPENERS)})")
+    Path(tmp_dir).mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="import-", dir=tmp_dir))
+    try:
+        yield opener(source, Path(sharing_dir), work, limits)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
