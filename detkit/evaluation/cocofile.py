@@ -64,6 +64,8 @@ def _check_record(i: int, rec, where: str, kind: str, need_score: bool) -> None:
 
 def _columns(records: list, where: str, kind: str, need_score: bool):
     """Vectorised extraction of the fields every record has; slow path only to report errors."""
+    if not records:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0)
     try:
         img = np.array([r["image_id"] for r in records], dtype=np.int64)
         cat = np.array([r["category_id"] for r in records], dtype=np.int64)
@@ -121,6 +123,10 @@ def flat_from_coco(gt: dict, results, where_gt: str = "ground truth", where_dt: 
             _check_record(i, a, where_gt, "annotation", False)
         raise BadInput(f"{where_gt}: malformed annotations") from None
     area = np.where(np.isnan(area), g_box[:, 2] * g_box[:, 3], area)
+    uniq, counts = np.unique(ann_id, return_counts=True)
+    if np.any(counts > 1):
+        dup = uniq[counts > 1].tolist()
+        raise BadInput(f"{where_gt}: duplicate annotation ids (pycocotools would mix them up): {dup[:10]}")
     d_img, d_cat, d_box, d_score = _columns(results, where_dt, "result", True)
 
     g_ii, g_in_img = _lookup(image_ids, g_img)

@@ -33,8 +33,9 @@ def synthetic_coco(
     img_ids = rng.choice(np.arange(1, 20 * n_images + 2), size=n_images, replace=False)
     cat_ids = np.sort(rng.choice(np.arange(1, 3 * n_classes + 2), size=n_classes, replace=False))
     # some classes never appear in the ground truth, some never in the detections
-    no_gt = set(rng.choice(cat_ids, size=max(1, n_classes // 10), replace=False).tolist())
-    no_dt = set(rng.choice(cat_ids, size=max(1, n_classes // 10), replace=False).tolist()) - no_gt
+    n_missing = max(1, n_classes // 10) if n_classes >= 3 else 0
+    no_gt = set(rng.choice(cat_ids, size=n_missing, replace=False).tolist())
+    no_dt = set(rng.choice(cat_ids, size=n_missing, replace=False).tolist()) - no_gt
     gt_cats = np.array([c for c in cat_ids if c not in no_gt])
     dt_cats = np.array([c for c in cat_ids if c not in no_dt])
     images, anns, results = [], [], []
