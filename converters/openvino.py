@@ -1,0 +1,89 @@
+"""OpenVINO IR (fp32, fp16 or NNCF int8) from a contract ONNX detector.
+
+``openvino.convert_model`` reads the ONNX; ``save_model`` writes ``model.xml`` + ``model.bin``
+(weights compressed to fp16 only for ``fp16``). ``int8`` runs NNCF post-training quantization on
+calibration images letterboxed exactly as at inference, leaving the detection head's output
+nodes in float. The ModelSpec goes into the IR's ``rt_info`` (``ymir/spec``, read by
+:mod:`detkit.runtime.openvino`) and beside it as ``model.spec.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from converters.data import ImageSet, load_images
+from converters.source import Progress, head_nodes, input_batches, read_source
+from detkit.errors import BadInput, Unavailable
+from detkit.runtime.openvino import RT_INFO_PATH, RT_INFO_PRECISION
+from detkit.runtime.registry import SIDE_SPEC_SUFFIX
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16", "int8")
+MODEL_NAME = "model"
+
+
+def _sdk():
+    try:
+        import openvino as ov
+    except ImportError as exc:
+        raise Unavailable(f"OpenVINO conversion unavailable: pip install 'ymir-edge[openvino]' ({exc})") from None
+    return ov
+
+
+def _quantize_int8(ov_model, source, images: ImageSet, max_images: int, progress: Progress | None):
+    try:
+        import nncf
+    except ImportError as exc:
+        raise Unavailable(f"OpenVINO int8 needs NNCF: pip install 'ymir-edge[openvino]' ({exc})") from None
+    batches = list(input_batches(images.take(max_images), source.spec, progress=progress))
+    # NNCF names IR nodes after the ONNX nodes; keep those that exist in this IR.
+    ir_names = {op.get_friendly_name() for op in ov_model.get_ops()}
+    ignored = [n for n in head_nodes(source.model, list(source.spec.outputs.values())) if n in ir_names]
+    head_types = {"Sigmoid", "SoftPlus", "Exp", "Concat"}
+    log.info("NNCF int8: %d calibration images; head nodes kept in float: %s", len(batches), ", ".join(ignored))
+    return nncf.quantize(
+        ov_model,
+        nncf.Dataset(batches),
+        preset=nncf.QuantizationPreset.MIXED,
+        subset_size=len(batches),
+        ignored_scope=nncf.IgnoredScope(names=ignored, types=sorted(head_types), validate=False),
+    )
+
+
+def to_openvino(
+    src: str | Path,
+    out_dir: str | Path,
+    precision: str = "fp32",
+    calibration: ImageSet | str | Path | None = None,
+    *,
+    max_images: int = 300,
+    progress: Progress | None = None,
+) -> Path:
+    """Convert the ONNX detector ``src`` to an IR in ``out_dir``; returns the ``.xml`` path.
+
+    ``precision``: ``fp32``, ``fp16`` (weights compressed) or ``int8`` (needs ``calibration``, a
+    folder/zip of images or an :class:`ImageSet`; up to ``max_images`` used).
+    """
+    if precision not in PRECISIONS:
+        raise BadInput(f"OpenVINO precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    source = read_source(src)
+    ov = _sdk()
+    ov_model = ov.convert_model(str(source.path))
+    if precision == "int8":
+        if calibration is None:
+            raise BadInput("OpenVINO int8 needs calibration images (--calibration folder or zip)")
+        images = calibration if isinstance(calibration, ImageSet) else load_images(calibration)
+        if images.annotated:
+            images.check_classes(source.spec.class_names)
+        ov_model = _quantize_int8(ov_model, source, images, max_images, progress)
+    ov_model.set_rt_info(source.spec.to_json(), RT_INFO_PATH)
+    ov_model.set_rt_info(precision, RT_INFO_PRECISION)
+    ov_model.set_rt_info(source.sha256, ["ymir", "source_sha256"])
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    xml = out_dir / f"{MODEL_NAME}.xml"
+    ov.save_model(ov_model, str(xml), compress_to_fp16=(precision == "fp16"))
+    (out_dir / f"{MODEL_NAME}{SIDE_SPEC_SUFFIX}").write_text(source.spec.to_json())
+    return xml
