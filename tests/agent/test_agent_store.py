@@ -44,8 +44,8 @@ def test_deploy_healthy_then_broken_keeps_previous(tmp_path, hub):
     reports.clear()
     broken = make_package_zip(tmp_path / "p2", tmp_path / "p2.zip", version="2", nan=True).read_bytes()
     assert not store.apply(dep(hub, broken, 2))
-    (name, rev, state), kwargs = reports[-1][0][:3], reports[-1][0]
-    assert state == "failed" and rev == 2 and "non-finite" in kwargs[3]
+    name, rev, state, reason = reports[-1][0]
+    assert (name, rev, state) == ("det", 2, "failed") and "non-finite" in reason
     assert registry.get("det") is served and store.current("det")["revision"] == 1
     # the failed revision is not retried; the same desired message is a no-op
     reports.clear()
