@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "hub.cli_core",
     "hub.cli_projects",
     "hub.cli_datasets",
+    "hub.cli_jobs",
 ]
 
 
