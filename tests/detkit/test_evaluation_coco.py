@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import io
-
 import numpy as np
 import pytest
 
@@ -18,34 +14,15 @@ from detkit.evaluation import (
     evaluate_flat,
     flat_from_coco,
 )
+from detkit.evaluation.reference import class_ap as ref_class_ap
+from detkit.evaluation.reference import run_reference
 from detkit.evaluation.synthetic import synthetic_coco
 
-pycoco = pytest.importorskip("pycocotools.cocoeval")
-from pycocotools.coco import COCO  # noqa: E402
+pytest.importorskip("pycocotools")
 
 
 def reference(gt: dict, results: list):
-    """pycocotools' COCOeval on the same input (deep copies: it writes into the dicts)."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO()
-        coco.dataset = copy.deepcopy(gt)
-        coco.createIndex()
-        det = coco.loadRes(copy.deepcopy(results))
-        ev = pycoco.COCOeval(coco, det, "bbox")
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return ev
-
-
-def ref_class_ap(ev, t=slice(None)) -> np.ndarray:
-    p = ev.eval["precision"][t, :, :, 0, -1]
-    out = []
-    for k in range(p.shape[-1]):
-        v = p[..., k]
-        v = v[v > -1]
-        out.append(np.mean(v) if v.size else -1.0)
-    return np.array(out)
+    return run_reference(gt, results, "pycocotools")
 
 
 def assert_same(gt, results, full=False):
