@@ -61,8 +61,8 @@ def create_app(settings=None, *, create_workspace: bool = False):
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=timedelta(days=7),
         TESTING=settings.testing,
-        JSON_SORT_KEYS=False,
     )
+    app.json.sort_keys = False  # keep {"error", "code"} and records in their written order
     app.extensions["ymir"] = HubState(settings=settings, workspace=workspace, background=Background())
     app.before_request(auth.load_user)
     app.jinja_env.globals["csrf_token"] = auth.csrf_token

@@ -69,7 +69,9 @@ def list_classes():
 def add_class():
     data = body()
     aliases = str_list(data, "aliases") or []
-    return jsonify(class_store.add_class(database(), get_field(data, "name", str, required=True), aliases)), 201
+    return jsonify(
+        class_store.add_class(database(), get_field(data, "name", str, required=True), aliases)
+    ), 201
 
 
 @bp.get("/classes/<name>")

@@ -7,10 +7,12 @@ seeded random choice in numpy over the sorted sha1 list, so the same seed gives 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from detkit.annotations import Box, ImageAnnotation
 from detkit.errors import BadInput, Conflict, YmirError
 from hub.store import assets as asset_store
 from hub.store import classes as class_store
@@ -254,11 +256,91 @@ def split_version(
 EXPORT_FORMATS = ("voc", "coco", "yolo")
 
 
-def export_version(ws: Workspace, version_id: int, fmt: str, out: str | Path, *, kind: str = "gt") -> Path:
-    """Write a version as a VOC zip, a COCO json or a YOLO zip to ``out``."""
-    from hub.datasets import exporting
+@dataclass
+class _Record:
+    """A stored asset as the exporters read it (the attributes of ``AssetRecord``)."""
+
+    sha1: str
+    format: str
+    width: int
+    height: int
+    filename: str
+    image_quality: float | None
+    gt: ImageAnnotation | None
+    pred: ImageAnnotation | None
+
+
+def _annotation(row: dict, kind: str) -> ImageAnnotation | None:
+    boxes = [
+        Box(
+            b["x1"],
+            b["y1"],
+            b["x2"],
+            b["y2"],
+            b["class"],
+            difficult=b["difficult"],
+            truncated=b["truncated"],
+            pose=b["pose"],
+            confidence=b["confidence"],
+            box_quality=b["box_quality"],
+            tags=b["tags"],
+        )
+        for b in row["boxes"]
+        if b["kind"] == kind
+    ]
+    if kind == "pred" and not boxes:
+        return None
+    return ImageAnnotation(
+        filename=row["filename"],
+        width=row["width"],
+        height=row["height"],
+        boxes=boxes,
+        image_quality=row["image_quality"],
+        tags=row["tags"] if kind == "gt" else {},
+    )
+
+
+def version_records(ws: Workspace, version_id: int) -> list[_Record]:
+    """Every asset of a version with its gt/pred annotations, ready for the exporters."""
+    return [
+        _Record(
+            r["sha1"],
+            r["format"],
+            r["width"],
+            r["height"],
+            r["filename"],
+            r["image_quality"],
+            _annotation(r, "gt"),
+            _annotation(r, "pred"),
+        )
+        for r in asset_store.iter_version(ws.database, version_id)
+    ]
+
+
+def export_version(
+    ws: Workspace,
+    version_id: int,
+    fmt: str,
+    out: str | Path,
+    *,
+    class_names: list[str] | None = None,
+    progress=None,
+) -> Path:
+    """Write a version as a VOC zip, COCO (``.json``: gt only; ``.zip``: with images) or YOLO zip.
+
+    ``class_names`` fixes the class order of COCO/YOLO (default: the version's classes by name).
+    """
+    from hub.datasets import export
 
     if fmt not in EXPORT_FORMATS:
         raise BadInput(f"export format {fmt!r}: expected one of {', '.join(EXPORT_FORMATS)}")
-    ds_store.require_ready(ws.database, version_id)
-    return exporting.export(ws, version_id, fmt, Path(out), kind=kind)
+    v = ds_store.require_ready(ws.database, version_id)
+    records = version_records(ws, version_id)
+    names = class_names or sorted(set(v["class_counts"]["gt"]) | set(v["class_counts"]["pred"]))
+    out = Path(out)
+    assets_dir = ws.settings.assets_dir
+    if fmt == "voc":
+        return export.export_voc_zip(records, assets_dir, out, progress=progress)
+    if fmt == "coco":
+        return export.export_coco(records, out, names, assets_dir=assets_dir, progress=progress)
+    return export.export_yolo(records, assets_dir, out, names, progress=progress)

@@ -303,3 +303,54 @@ def get_public_version(ws: Workspace, version_id: int) -> dict:
     if not v["public"]:
         raise NotFound(f"public dataset version {version_id} not found")
     return v
+
+
+def save_upload(settings: Settings, storage) -> Path:
+    """Save an uploaded zip (a werkzeug ``FileStorage``) under the workspace's tmp folder."""
+    import secrets
+
+    filename = (getattr(storage, "filename", "") or "").strip()
+    if not filename:
+        raise BadInput("upload: no file was sent (form field 'file')")
+    if not filename.lower().endswith(".zip"):
+        raise BadInput(f"upload {filename!r}: only .zip files are accepted")
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    dest = settings.tmp_dir / f"upload-{secrets.token_hex(8)}.zip"
+    storage.save(dest)
+    return dest
+
+
+def import_request(state, project, fields: dict, upload=None, user_id: int | None = None) -> dict:
+    """Start a background import from a page form or an API call; returns the new version.
+
+    ``fields``: ``source`` (zip|url|path|copy|public; ``zip`` needs ``upload``), ``value``,
+    ``name``, ``unknown``.
+    """
+    kind = (fields.get("source") or ("zip" if upload is not None else "")).strip()
+    ws = state.workspace
+    saved = None
+    value = fields.get("value")
+    display = None
+    if kind == "zip":
+        if upload is None:
+            raise BadInput("source zip: upload the file as multipart form field 'file'")
+        saved = save_upload(ws.settings, upload)
+        value, display = str(saved), upload.filename
+    try:
+        version = start_import(
+            ws,
+            project,
+            kind=kind,
+            value=value,
+            name=fields.get("name") or None,
+            unknown=fields.get("unknown") or "stop",
+            user_id=user_id,
+            temp_upload=saved is not None,
+            display=display,
+        )
+    except BaseException:
+        if saved is not None:
+            saved.unlink(missing_ok=True)
+        raise
+    start_background_import(state, version)
+    return version
