@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 import click
@@ -39,7 +40,7 @@ def _wait(cli: CliContext, job_ids: list[str], as_json: bool) -> list[dict]:
     from hub.store import jobs as store
 
     runner = build_runner(cli.settings, cli.database, only_jobs=set(job_ids), poll_interval=0.5)
-    bar = tqdm(total=100 * len(job_ids), unit="%", disable=None, file=click.get_text_stream("stderr"))
+    bar = tqdm(total=100 * len(job_ids), unit="%", disable=None, file=sys.stderr)
     try:
         while True:
             runner.tick()
