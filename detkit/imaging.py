@@ -55,7 +55,7 @@ def _open(data: bytes, where: str) -> tuple[str, Image.Image]:
     except Image.DecompressionBombError as exc:
         raise BadInput(f"{where}: decompression bomb ({exc})") from None
     except Exception as exc:  # noqa: BLE001 - PIL raises many kinds for broken headers
-        raise BadInput(f"{where}: unreadable {fmt} header ({exc})") from None
+        raise BadInput(f"{where}: unreadable or truncated {fmt} header ({exc})") from None
     return fmt, img
 
 
