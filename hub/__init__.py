@@ -21,6 +21,7 @@ class HubState:
     settings: object
     workspace: object
     background: object
+    runner: object = None  # hub.jobs.runner.Runner when this process runs jobs
     closers: list = field(default_factory=list)
 
     @property
@@ -63,7 +64,16 @@ def create_app(settings=None, *, create_workspace: bool = False):
         TESTING=settings.testing,
     )
     app.json.sort_keys = False  # keep {"error", "code"} and records in their written order
-    app.extensions["ymir"] = HubState(settings=settings, workspace=workspace, background=Background())
+    hub_state = HubState(settings=settings, workspace=workspace, background=Background())
+    app.extensions["ymir"] = hub_state
+    if settings.run_jobs:
+        from hub.jobs.setup import build_runner
+        from hub.training import register_builtin_image
+
+        register_builtin_image(workspace.database)
+        hub_state.runner = build_runner(settings, workspace.database)
+        hub_state.runner.start()
+        hub_state.closers.append(hub_state.runner.stop)
     app.before_request(auth.load_user)
     app.jinja_env.globals["csrf_token"] = auth.csrf_token
     register_error_handlers(app)

@@ -24,7 +24,12 @@ ENV_VARS = {
     "YMIR_MAX_IMAGES": "most images one import may hold (default 200000)",
     "YMIR_ALLOW_URL_IMPORT": "1/0: allow dataset import from http(s) URLs (default 1)",
     "YMIR_SECRET_KEY": "session signing key (default: generated once, kept in the workspace)",
+    "YMIR_JOB_BACKEND": "where executor jobs run: local (child processes, default) or docker",
+    "YMIR_DOCKER_HOST": "docker engine URL for the docker job backend (default: the SDK's default)",
+    "YMIR_JOB_CONCURRENCY": "executor jobs run at once (default 1)",
+    "YMIR_RUN_JOBS": "1/0: run queued jobs inside the hub server (default 1; 0 when 'ymir-hub worker' does)",
 }
+JOB_BACKENDS = ("local", "docker")
 
 
 def _int_env(env: dict[str, str], name: str, default: int) -> int:
@@ -61,6 +66,10 @@ class Settings:
     allow_url_import: bool = True
     secret_key: str | None = None
     testing: bool = False
+    job_backend: str = "local"
+    docker_host: str | None = None
+    job_concurrency: int = 1
+    run_jobs: bool = True
     extra: dict = field(default_factory=dict)
 
     # --- workspace layout -------------------------------------------------------------------
@@ -147,8 +156,14 @@ def load_settings(home: str | Path | None = None, env: dict[str, str] | None = N
         "max_images": _int_env(env, "YMIR_MAX_IMAGES", 200_000),
         "allow_url_import": _bool_env(env, "YMIR_ALLOW_URL_IMPORT", True),
         "secret_key": env.get("YMIR_SECRET_KEY") or None,
+        "job_backend": env.get("YMIR_JOB_BACKEND") or "local",
+        "docker_host": env.get("YMIR_DOCKER_HOST") or None,
+        "job_concurrency": _int_env(env, "YMIR_JOB_CONCURRENCY", 1),
+        "run_jobs": _bool_env(env, "YMIR_RUN_JOBS", True),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if values["job_backend"] not in JOB_BACKENDS:
+        raise BadInput(f"job backend {values['job_backend']!r}: use one of {', '.join(JOB_BACKENDS)}")
     home_path = values["home"]
     if home_path.exists() and not home_path.is_dir():
         raise BadInput(f"workspace {home_path} exists and is not a folder")

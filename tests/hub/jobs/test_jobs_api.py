@@ -1,0 +1,102 @@
+"""Training through the JSON API of a running hub: its own runner thread picks the job up."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from detkit.synth import write_sample_zip
+from hub import create_app
+from hub.cli import main
+from hub.config import load_settings
+from hub.store import users as user_store
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    home = tmp_path_factory.mktemp("ws")
+    cli = CliRunner()
+
+    def run(*args):
+        result = cli.invoke(main, ["--home", str(home), *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+
+    run("init", "--admin-password", "password1")
+    for c in ("circle", "square", "triangle"):
+        run("class", "add", c)
+    run("project", "create", "shapes", "--classes", "circle,square,triangle")
+    for name, n, seed in (("train", 16, 3), ("val", 6, 4)):
+        run("dataset", "import", "--project", "shapes", "--zip", str(write_sample_zip(home / f"{name}.zip", n, seed)),
+            "--name", name)
+    app = create_app(load_settings(home, env={}))
+    database = app.extensions["ymir"].database
+    admin = user_store.get_user_by_name(database, "admin")
+    token = user_store.create_token(database, admin["id"], "tests")
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    yield client
+    app.extensions["ymir"].close()
+
+
+def _wait(client, job_id, timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = client.get(f"/api/v1/jobs/{job_id}").json
+        if job["state"] in ("done", "failed", "cancelled"):
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} still {job['state']}")
+
+
+def test_train_from_the_api_and_download_the_model(api):
+    balance = api.get("/api/v1/projects/shapes/sample-balance?version=1").json
+    assert balance["images"] == 16 and set(balance["classes"]) == {"circle", "square", "triangle"}
+    assert all(v["positive"] + v["negative"] == 16 for v in balance["classes"].values())
+
+    resp = api.post("/api/v1/projects/shapes/train", json={"train_version_id": 1, "val_version_id": 2,
+                                                          "config": {"epochs": 1, "input_size": 128}})
+    assert resp.status_code == 202, resp.json
+    job = _wait(api, resp.json["id"])
+    assert job["state"] == "done", job
+    assert job["monitor"], "monitor history is served for the progress chart"
+    models = api.get("/api/v1/models?project=shapes").json["models"]
+    assert models[0]["model_id"] == job["result"]["model_id"]
+    data = api.get(f"/api/v1/models/{models[0]['model_id']}/download").data
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert "ymir-info.yaml" in tar.getnames()
+
+    infer = api.post("/api/v1/infer", json={"model_ids": [models[0]["model_id"]], "version_ids": [2]})
+    assert infer.status_code == 202
+    done = _wait(api, infer.json["jobs"][0]["id"])
+    assert done["state"] == "done" and done["result"]["version_id"]
+
+
+@pytest.mark.parametrize(
+    "payload, status, code",
+    [
+        ({"val_version_id": 2}, 400, "bad_input"),
+        ({"train_version_id": 1, "val_version_id": 999}, 404, "not_found"),
+        ({"train_version_id": 1, "val_version_id": 2, "image": "missing"}, 404, "not_found"),
+        ({"train_version_id": 1, "val_version_id": 2, "gpu_count": 2}, 400, "bad_input"),
+    ],
+)
+def test_bad_training_requests_get_one_error_shape(api, payload, status, code):
+    resp = api.post("/api/v1/projects/shapes/train", json=payload)
+    assert resp.status_code == status
+    assert set(resp.json) == {"error", "code"} and resp.json["code"] == code
+
+
+def test_cancel_and_logs(api):
+    resp = api.post("/api/v1/projects/shapes/train", json={"train_version_id": 1, "val_version_id": 2,
+                                                          "config": {"epochs": 50}})
+    job_id = resp.json["id"]
+    cancelled = api.post(f"/api/v1/jobs/{job_id}/cancel")
+    assert cancelled.status_code == 200
+    final = _wait(api, job_id)
+    assert final["state"] == "cancelled"
+    assert api.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 409
+    assert "log" in api.get(f"/api/v1/jobs/{job_id}/logs").json
