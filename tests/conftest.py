@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import re
+import sys
+from pathlib import Path
 
 import pytest
 
-ADMIN_PASSWORD = "admin-pass-123"
+sys.path.insert(0, str(Path(__file__).resolve().parent / "hub"))  # hub_helpers, for hub and e2e tests
+
+from hub_helpers import ADMIN_PASSWORD, csrf_from  # noqa: E402
 
 
 @pytest.fixture
@@ -36,12 +39,6 @@ def app(workspace):
     app = create_app(workspace.settings)
     yield app
     app.extensions["ymir"].close()
-
-
-def csrf_from(html: str) -> str:
-    m = re.search(r'name="csrf-token" content="([^"]+)"', html)
-    assert m, "no csrf token on the page"
-    return m.group(1)
 
 
 @pytest.fixture

@@ -46,10 +46,10 @@ def asset_filter_from_args(args) -> tuple[str, list]:
 
 @bp.get("/versions/<int:version_id>/assets")
 def version_assets(version_id: int):
-    ds_store.get_version(database(), version_id)
-    where, params = asset_filter_from_args(request.args)
     offset = query_int("offset", 0)
     limit = query_int("limit", 50, minimum=1, maximum=1000)
+    ds_store.get_version(database(), version_id)
+    where, params = asset_filter_from_args(request.args)
     return jsonify(
         {
             "total": asset_store.count_assets(database(), version_id, where, params),

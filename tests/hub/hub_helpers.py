@@ -1,0 +1,56 @@
+"""Test helpers: small hand-made dataset zips (beyond detkit.synth's sample)."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+import zipfile
+from pathlib import Path
+
+from PIL import Image
+
+from detkit.annotations import Box, ImageAnnotation
+from detkit.io.voc import to_voc
+
+ADMIN_PASSWORD = "admin-pass-123"
+
+
+def csrf_from(html: str) -> str:
+    """The CSRF token a page carries in its <meta name="csrf-token">."""
+    m = re.search(r'name="csrf-token" content="([^"]+)"', html)
+    if not m:
+        raise AssertionError("no csrf token on the page")
+    return m.group(1)
+
+
+def jpeg(color=(200, 30, 30), size=(64, 48)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def make_zip(path: Path, images: dict[str, list[tuple]], tags: dict[str, dict] | None = None,
+             extra: dict[str, bytes] | None = None) -> Path:
+    """A YMIR-layout zip: ``images`` maps a stem to boxes ``(name, x1, y1, x2, y2[, box_tags])``."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for i, (stem, boxes) in enumerate(images.items()):
+            zf.writestr(f"images/{stem}.jpg", jpeg((20 * i % 255, 100, 150)))
+            ann = ImageAnnotation(filename=f"{stem}.jpg", width=64, height=48, tags=(tags or {}).get(stem, {}))
+            for b in boxes:
+                ann.boxes.append(Box(b[1], b[2], b[3], b[4], b[0], tags=b[5] if len(b) > 5 else {}))
+            zf.writestr(f"gt/{stem}.xml", to_voc(ann))
+        for name, data in (extra or {}).items():
+            zf.writestr(name, data)
+    return path
+
+
+def wait_ready(api, version_id: int, timeout: float = 60) -> dict:
+    """Poll the API until a version leaves ``importing``."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = api.get(f"/api/v1/versions/{version_id}").get_json()
+        if v["state"] != "importing":
+            return v
+        time.sleep(0.1)
+    raise AssertionError(f"version {version_id} still importing after {timeout}s")
