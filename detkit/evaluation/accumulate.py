@@ -26,11 +26,12 @@ def precision_recall(
 ):
     """Interpolated precision ``(C, R, K)`` and final recall ``(C, K)``.
 
-    ``bounds`` from :func:`class_bounds`; ``tps``/``fps`` are ``(C, n)`` booleans in accumulation
-    order; ``npig`` ``(C, K)`` counts the non-ignored ground truth. Entries stay -1 where a class
-    has no non-ignored ground truth, as in pycocotools.
+    ``bounds`` from :func:`class_bounds`; ``tps``/``fps`` are ``(n, C)`` booleans, detections in
+    accumulation order down the rows (this layout lets numpy run the cumulative sums across all
+    configurations at once); ``npig`` ``(C, K)`` counts the non-ignored ground truth. Entries stay
+    -1 where a class has no non-ignored ground truth, as in pycocotools.
     """
-    n_cfg = tps.shape[0]
+    n_cfg = tps.shape[1]
     n_cls = len(bounds) - 1
     n_rec = len(rec_thrs)
     precision = -np.ones((n_cfg, n_rec, n_cls))
@@ -45,32 +46,38 @@ def precision_recall(
             precision[rows, :, k] = 0.0
             recall[rows, k] = 0.0
             continue
-        tp = np.cumsum(tps[rows, s:e], axis=1)
-        fp = np.cumsum(fps[rows, s:e], axis=1)
-        rc = tp / npig[rows, k][:, None]
+        pick = slice(None) if len(rows) == n_cfg else rows
+        tp = np.cumsum(tps[s:e, pick], axis=0, dtype=np.int32)
+        fp = np.cumsum(fps[s:e, pick], axis=0, dtype=np.int32)
+        rc = tp / npig[rows, k]
         pr = tp / (fp + tp + _EPS)
-        recall[rows, k] = rc[:, -1]
-        env = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-        # searchsorted(rc_row, rec_thrs, 'left') for every row at once: count, per threshold,
-        # the detections whose recall is below it (histogram of where each recall falls)
+        recall[rows, k] = rc[-1]
+        env = np.maximum.accumulate(pr[::-1], axis=0)[::-1]
+        # searchsorted(rc[:, c], rec_thrs, 'left') for every column at once: count, per
+        # threshold, the detections whose recall is below it (histogram of where each one falls)
         nr = len(rows)
-        where = np.searchsorted(rec_thrs, rc.ravel(), side="right").reshape(nr, nd)
+        where = np.searchsorted(rec_thrs, rc.ravel(), side="right").reshape(nd, nr)
         hist = np.bincount(
-            (np.arange(nr)[:, None] * (n_rec + 1) + where).ravel(), minlength=nr * (n_rec + 1)
+            (where + np.arange(nr) * (n_rec + 1)).ravel(), minlength=nr * (n_rec + 1)
         ).reshape(nr, n_rec + 1)
-        pi = np.cumsum(hist, axis=1)[:, :n_rec]
-        q = np.take_along_axis(env, np.minimum(pi, nd - 1), axis=1)
-        precision[rows, :, k] = np.where(pi < nd, q, 0.0)
+        pi = np.cumsum(hist, axis=1)[:, :n_rec]  # (nr, R)
+        q = np.take_along_axis(env, np.minimum(pi, nd - 1).T, axis=0)  # (R, nr)
+        precision[rows, :, k] = np.where(pi < nd, q.T, 0.0)
     return precision, recall
 
 
 def final_recall(bounds: np.ndarray, tps: np.ndarray, npig: np.ndarray) -> np.ndarray:
-    """Recall after all detections, ``(C, K)``; -1 where there is no non-ignored ground truth."""
-    n_cfg = tps.shape[0]
-    csum = np.zeros((n_cfg, tps.shape[1] + 1), dtype=np.int64)
-    np.cumsum(tps, axis=1, out=csum[:, 1:])
-    tp = csum[:, bounds[1:]] - csum[:, bounds[:-1]]
+    """Recall after all detections, ``(C, K)`` from ``(n, C)`` flags; -1 without ground truth."""
+    n, n_cfg = tps.shape
     out = -np.ones(npig.shape)
+    if n == 0:
+        out[npig > 0] = 0.0
+        return out
+    # per-class sums with one reduceat (a full-length cumsum is several times slower: cache);
+    # reduceat returns a row instead of 0 for an empty class, so those are zeroed after
+    starts = np.minimum(bounds[:-1], n - 1)
+    tp = np.add.reduceat(tps, starts, axis=0, dtype=np.int64).T
+    tp[:, bounds[:-1] == bounds[1:]] = 0
     ok = npig > 0
     out[ok] = tp[ok] / npig[ok]
     return out

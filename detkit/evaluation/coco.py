@@ -170,21 +170,25 @@ def evaluate_flat(data: FlatSet, params: CocoParams | None = None, full_precisio
     regular = ~gt.crowd[None, :] & ~((gt.area[None, :] < lo) | (gt.area[None, :] > hi))  # (A, G)
     m = greedy_match(pair_dt, pair_gt, pair_iou, d_key, p.iou_thrs, regular, gt.crowd)
 
+    # accumulation order: class, score high first, then image and rank (pycocotools' mergesort
+    # over the per-image lists); flags are written straight into that order
+    acc = np.lexsort((rank, dt.image[order], -dt.score[order], dt.category[order]))
+    slot = np.empty(len(acc), dtype=np.int64)
+    slot[acc] = np.arange(len(acc))
     n_c, n_d = n_t * n_a, len(order)
     cfg_area = np.tile(np.arange(n_a), n_t)
-    dtm = np.zeros((n_c, n_d), dtype=bool)
-    dtm[m.config, m.dt] = gt.ann_id[m.gt] != 0  # pycocotools stores the gt id: id 0 reads "unmatched"
-    dtig = np.zeros((n_c, n_d), dtype=bool)
-    dtig[m.config, m.dt] = ~regular[cfg_area[m.config], m.gt]
-    d_area = dt.area[order]
-    d_out = (d_area[None, :] < lo) | (d_area[None, :] > hi)
-    dtig |= ~dtm & d_out[cfg_area]
-
-    # accumulation order: class, score high first, then image and rank (mergesort over concat)
-    acc = np.lexsort((rank, dt.image[order], -dt.score[order], dt.category[order]))
+    ms = slot[m.dt]
+    # (detections, configs) layout: the per-class cumulative sums then run across configs at once
+    dtm = np.zeros((n_d, n_c), dtype=bool)
+    dtm[ms, m.config] = gt.ann_id[m.gt] != 0  # pycocotools stores the gt id: id 0 reads "unmatched"
+    dtig = np.zeros((n_d, n_c), dtype=bool)
+    dtig[ms, m.config] = ~regular[cfg_area[m.config], m.gt]
+    d_area = dt.area[order][acc]
+    d_out = (d_area[:, None] < lo.T) | (d_area[:, None] > hi.T)  # (n, A)
+    dtig |= ~dtm & d_out[:, cfg_area]
     cat_sorted = dt.category[order][acc]
-    tps = (dtm & ~dtig)[:, acc]
-    fps = (~dtm & ~dtig)[:, acc]
+    tps = dtm & ~dtig
+    fps = ~(dtm | dtig)
     rank_sorted = rank[acc]
     npig = np.stack([np.bincount(gt.category[regular[a]], minlength=n_k) for a in range(n_a)])
     npig_c = npig[cfg_area]  # (C, K)
@@ -194,10 +198,10 @@ def evaluate_flat(data: FlatSet, params: CocoParams | None = None, full_precisio
     for mi, md in enumerate(max_dets):
         sub = rank_sorted < md
         all_in = bool(sub.all())
-        t_sub = tps if all_in else tps[:, sub]
+        t_sub = tps if all_in else tps[sub]
         bounds = class_bounds(cat_sorted if all_in else cat_sorted[sub], n_k)
         if mi == n_m - 1 or full_precision:
-            f_sub = fps if all_in else fps[:, sub]
+            f_sub = fps if all_in else fps[sub]
             prec, rec = precision_recall(bounds, t_sub, f_sub, npig_c, p.rec_thrs)
             precision[:, :, :, :, mi] = prec.reshape(n_t, n_a, n_r, n_k).transpose(0, 2, 3, 1)
         else:

@@ -78,7 +78,7 @@ def pr_curves(data: FlatSet, iou_thr: float = 0.5, max_det: int | None = 100) ->
     """Precision/recall curve of every class at ``iou_thr`` (COCO matching, area "all")."""
     cat, score, tp, fp, npos = _tp_fp(data, iou_thr, max_det)
     bounds = class_bounds(cat, data.num_classes)
-    interp, _ = precision_recall(bounds, tp[None], fp[None], npos[None], _REC_THRS)
+    interp, _ = precision_recall(bounds, tp[:, None], fp[:, None], npos[None], _REC_THRS)
     out = {}
     for k, cid in enumerate(data.class_ids.tolist()):
         s, e = bounds[k], bounds[k + 1]
