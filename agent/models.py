@@ -17,8 +17,9 @@ from detkit.errors import NotFound, Unavailable
 log = logging.getLogger(__name__)
 
 
-def load_detector(path: str | Path, backend: str = "onnxruntime", **config: Any):
-    """Load a package folder/zip or an ONNX file with ``detkit.runtime.load`` (imported lazily)."""
+def load_detector(path: str | Path, backend: str | None = None, **config: Any):
+    """Load a package folder/zip or a model file with ``detkit.runtime.load`` (imported lazily);
+    ``backend`` None takes the package's backend, or the one opening the file type."""
     from detkit.runtime import load
 
     return load(path, backend=backend, **config)

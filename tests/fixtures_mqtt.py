@@ -119,3 +119,79 @@ def mosquitto(tmp_path):
         yield broker
     finally:
         broker.stop()
+
+
+class Collector:
+    """A test-side MQTT client (paho 2, MQTT 5) that records every message on ``topics``.
+
+    ``wait_for(pred, timeout)`` returns the first recorded ``(topic, payload_dict_or_bytes)`` with
+    ``pred`` true; ``publish`` sends JSON (dicts) or raw bytes. With ``client_id`` and
+    ``persistent=True`` it keeps a broker session (queued QoS 1 messages survive its absence).
+    """
+
+    def __init__(self, url: str, topics: list[str], client_id: str = "", persistent: bool = False):
+        import json
+        import threading
+        from urllib.parse import urlsplit
+
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        self._json = json
+        self.messages: list[tuple[str, object]] = []
+        self._cv = threading.Condition()
+        self._subscribed = threading.Event()
+        u = urlsplit(url)
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"collector-{id(self)}",
+                                  protocol=mqtt.MQTTv5)
+        self.topics = topics
+
+        def on_connect(client, userdata, flags, rc, props):
+            client.subscribe([(t, 1) for t in topics])
+
+        def on_subscribe(client, userdata, mid, rcs, props):
+            self._subscribed.set()
+
+        def on_message(client, userdata, msg):
+            try:
+                payload: object = json.loads(msg.payload)
+            except ValueError:
+                payload = bytes(msg.payload)
+            with self._cv:
+                self.messages.append((msg.topic, payload))
+                self._cv.notify_all()
+
+        self.client.on_connect, self.client.on_message, self.client.on_subscribe = on_connect, on_message, on_subscribe
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600 if persistent else 0
+        self.client.connect(u.hostname, u.port, keepalive=5, clean_start=not persistent, properties=props)
+        self.client.loop_start()
+        if not self._subscribed.wait(10):
+            raise TimeoutError("collector did not subscribe")
+
+    def wait_for(self, pred, timeout: float = 20.0, start: int = 0):
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while True:
+                for i in range(start, len(self.messages)):
+                    if pred(*self.messages[i]):
+                        return self.messages[i]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no matching message in {timeout}s; got {[m[0] for m in self.messages[-20:]]}")
+                self._cv.wait(left)
+
+    def on(self, suffix: str) -> list:
+        """Payloads received on topics ending with ``suffix``."""
+        with self._cv:
+            return [p for t, p in self.messages if t.endswith(suffix)]
+
+    def publish(self, topic: str, payload, retain: bool = False, qos: int = 1) -> None:
+        data = payload if isinstance(payload, bytes | str) else self._json.dumps(payload)
+        self.client.publish(topic, data, qos=qos, retain=retain).wait_for_publish(10)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

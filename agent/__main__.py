@@ -1,0 +1,5 @@
+"""``python -m agent`` = ``ymir-agent``."""
+
+from agent.cli import main
+
+main()
