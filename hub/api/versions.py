@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from flask import after_this_request, g, jsonify, request, send_file
+from flask import g, jsonify, request, send_file
 
 from detkit.errors import BadInput
 from hub.api import bp
@@ -152,10 +152,7 @@ def export_version(version_id: int):
     out = settings.exports_dir / f"v{version_id}-{secrets.token_hex(6)}{_SUFFIX[fmt]}"
     path = ops.export_version(state().workspace, version_id, fmt, out)
 
-    @after_this_request
-    def _cleanup(response):
-        response.call_on_close(lambda: path.unlink(missing_ok=True))
-        return response
-
+    handle = open(path, "rb")  # noqa: SIM115 - send_file closes it
+    path.unlink()  # POSIX keeps the open file readable: nothing is left behind, even on a broken download
     name = f"{v['group_name']}-v{v['number']}-{fmt}{_SUFFIX[fmt]}"
-    return send_file(path, as_attachment=True, download_name=name)
+    return send_file(handle, as_attachment=True, download_name=name)

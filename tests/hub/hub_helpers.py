@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import time
@@ -34,8 +35,10 @@ def make_zip(path: Path, images: dict[str, list[tuple]], tags: dict[str, dict] |
              extra: dict[str, bytes] | None = None) -> Path:
     """A YMIR-layout zip: ``images`` maps a stem to boxes ``(name, x1, y1, x2, y2[, box_tags])``."""
     with zipfile.ZipFile(path, "w") as zf:
-        for i, (stem, boxes) in enumerate(images.items()):
-            zf.writestr(f"images/{stem}.jpg", jpeg((20 * i % 255, 100, 150)))
+        for stem, boxes in images.items():
+            # the colour comes from the name: the same stem gives the same image (same sha1)
+            digest = hashlib.sha1(stem.encode()).digest()
+            zf.writestr(f"images/{stem}.jpg", jpeg((digest[0], digest[1], digest[2])))
             ann = ImageAnnotation(filename=f"{stem}.jpg", width=64, height=48, tags=(tags or {}).get(stem, {}))
             for b in boxes:
                 ann.boxes.append(Box(b[1], b[2], b[3], b[4], b[0], tags=b[5] if len(b) > 5 else {}))
