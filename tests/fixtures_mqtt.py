@@ -164,6 +164,7 @@ class Collector:
                 self._cv.notify_all()
 
         self.client.on_connect, self.client.on_message, self.client.on_subscribe = on_connect, on_message, on_subscribe
+        self.client.reconnect_delay_set(1, 2)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 3600 if persistent else 0
         self.client.connect(u.hostname, u.port, keepalive=5, clean_start=not persistent, properties=props)

@@ -18,11 +18,13 @@ CLASSES = ["circle", "square", "triangle"]
 INPUT_SIZE = 32
 
 
-def make_detector_onnx(path: Path, *, nan: bool = False, spec: bool = True, scale: float = 1.0) -> Path:
+def make_detector_onnx(path: Path, *, nan: bool = False, spec: bool = True, scale: float = 1.0,
+                       pad_bytes: int = 0) -> Path:
     """A CenterNet-shaped detector: images (N,3,32,32) -> heatmap (N,3,8,8), distances (N,4,8,8).
 
     Average-pool by the stride, then 1x1 convs: sigmoid for the heatmap, ``|x| * 6 + 2`` for the
-    distances. ``nan`` makes the heatmap NaN (a model that loads but fails the health check).
+    distances. ``nan`` makes the heatmap NaN (a model that loads but fails the health check);
+    ``pad_bytes`` adds an unused initializer to make the file that much bigger (slow downloads).
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -44,6 +46,8 @@ def make_detector_onnx(path: Path, *, nan: bool = False, spec: bool = True, scal
     inits = [numpy_helper.from_array(w_heat, "w_heat"), numpy_helper.from_array(w_dist, "w_dist"),
              numpy_helper.from_array(np.array(6.0, np.float32), "six"),
              numpy_helper.from_array(np.array(2.0, np.float32), "two")]
+    if pad_bytes:
+        inits.append(numpy_helper.from_array(rng.random(pad_bytes // 4, dtype=np.float32), "pad"))
     if nan:
         nodes += [helper.make_node("Sqrt", ["minus_one"], ["nan"]), helper.make_node("Mul", ["heat0", "nan"], ["heatmap"])]
         inits.append(numpy_helper.from_array(np.array(-1.0, np.float32), "minus_one"))
