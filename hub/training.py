@@ -265,6 +265,19 @@ register("infer", ExecutorKind(prepare=_prepare_predict("infer"), finish=_finish
 register("mine", ExecutorKind(prepare=_prepare_predict("mine"), finish=_finish_mine))
 
 
+def training_history(database, workspace: Path, job: dict) -> list[dict]:
+    """Per-epoch history of a training job: the model's once done, the executor's file while it runs."""
+    model = models_store.model_for_job(database, job["id"])
+    if model is not None:
+        return model["history"]
+    path = workspace / "jobs" / job["id"] / "out" / "models" / "history.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return data if isinstance(data, list) else []
+
+
 def ensure_not_running(ctx: JobContext, job_id: str) -> None:
     job = jobs_store.get_job(ctx.database, job_id)
     if job["state"] in jobs_store.ACTIVE:

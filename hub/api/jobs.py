@@ -18,7 +18,13 @@ from hub.store import executor_images as images_store
 from hub.store import jobs as jobs_store
 from hub.store import models as models_store
 from hub.store import projects as projects_store
-from hub.training import BUILTIN_IMAGE, register_builtin_image, submit_inference, submit_training
+from hub.training import (
+    BUILTIN_IMAGE,
+    register_builtin_image,
+    submit_inference,
+    submit_training,
+    training_history,
+)
 
 
 def _ctx():
@@ -198,3 +204,10 @@ def link_image(name: str):
     data = body()
     return jsonify(images_store.link_mining_image(database(), name, get_field(data, "mining_image", str,
                                                                                required=True)))
+
+
+@bp.get("/jobs/<job_id>/history")
+def job_history(job_id: str):
+    """Per-epoch training history (live while the executor runs)."""
+    job = jobs_store.get_job(database(), job_id)
+    return jsonify({"job_id": job_id, "history": training_history(database(), Path(state().settings.home), job)})

@@ -25,11 +25,12 @@ PROJECT_SECTIONS = [
 TOP_NAV = [
     ("web.projects", "Projects", False),
     ("web.classes", "Classes", False),
-    ("web.images", "Images", True),
+    ("web.jobs_page", "Jobs", False),
+    ("web.images_admin", "Images", True),
     ("web.deployment", "Deployment", False),
 ]
 
-from hub.web import datasets, pages  # noqa: E402,F401  (routes register on import)
+from hub.web import datasets, pages, training  # noqa: E402,F401  (routes register on import)
 
 
 @bp.app_context_processor

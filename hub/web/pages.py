@@ -179,12 +179,6 @@ def add_user():
     return redirect(url_for("web.users"))
 
 
-@bp.get("/images")
-@auth.require_admin
-def images():
-    return render_template("placeholder.html", project=None, section=None, title="Images")
-
-
 @bp.get("/deployment")
 def deployment():
     return render_template("placeholder.html", project=None, section=None, title="Deployment")

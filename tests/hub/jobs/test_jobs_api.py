@@ -100,3 +100,44 @@ def test_cancel_and_logs(api):
     assert final["state"] == "cancelled"
     assert api.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 409
     assert "log" in api.get(f"/api/v1/jobs/{job_id}/logs").json
+
+
+def _page_client(api):
+    import re
+
+    client = api.application.test_client()
+    html = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
+    resp = client.post("/login", data={"username": "admin", "password": "password1", "csrf_token": token})
+    assert resp.status_code in (302, 303), resp.get_data(as_text=True)[:300]
+    html = client.get("/jobs").get_data(as_text=True)  # the session (and its token) changes at login
+    return client, re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
+
+
+def test_training_pages_start_a_job_and_show_it(api):
+    client, token = _page_client(api)
+    form = client.get("/projects/1/training").get_data(as_text=True)
+    for needle in ("Calculate positive/negative samples", 'name="hp_epochs"', "longest-edge scaling",
+                   'name="val_version"', 'name="pretrained"'):
+        assert needle in form
+    resp = client.post("/projects/1/training", data={
+        "csrf_token": token, "image": "ymir-edge/executor", "train_version": "1", "val_version": "2",
+        "targets": ["circle", "square"], "hp_epochs": "1", "hp_input_size": "128", "hp_augment_flip": "on"})
+    assert resp.status_code == 302 and "/jobs/" in resp.headers["Location"]
+    job_id = resp.headers["Location"].rsplit("/", 1)[1]
+    job = _wait(api, job_id)
+    assert job["state"] == "done", job
+    assert job["params"]["targets"] == ["circle", "square"]
+    assert job["params"]["config"]["epochs"] == 1 and "augment_color_jitter" in job["params"]["config"]
+    page = client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert "history-chart" in page and "Model:" in page
+    models = client.get("/projects/1/models").get_data(as_text=True)
+    assert "best" in models and "download" in models
+    model_id = job["result"]["model_id"]
+    assert "Training process" in client.get(f"/models/{model_id}").get_data(as_text=True)
+    assert job_id in client.get("/jobs").get_data(as_text=True)
+    assert "ymir-edge/executor" in client.get("/admin/images").get_data(as_text=True)
+    bad = client.post("/projects/1/training", data={"csrf_token": token, "train_version": "1",
+                                                    "val_version": "2", "gpu_count": "1"})
+    assert bad.status_code == 302 and "/training" in bad.headers["Location"]
+    assert "cannot assign GPUs" in client.get("/projects/1/training").get_data(as_text=True)
