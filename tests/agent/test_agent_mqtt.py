@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 from agent_helpers import make_detector_onnx, make_package_zip, sample_jpeg
@@ -97,6 +99,12 @@ def test_deploy_fail_rollback_disable_over_mqtt(running, tmp_path):
     # predictions of those detect calls arrive as QoS 1 batches
     batch = col.wait_for(lambda t, p: t.endswith("/predictions"))[1]
     assert batch["records"][0]["deployment"] == "det" and "entropy" in batch["records"][0]["scores"]
+    # edge mining: the window's most uncertain frames were uploaded to the hub with their predictions
+    deadline = time.monotonic() + 10
+    while not hub.captures and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert hub.captures and hub.captures[0]["path"] == "/api/v1/devices/dev1/captures"
+    assert b'"score_name": "entropy"' in hub.captures[0]["body"]
 
 
 def test_garbage_duplicates_and_older_revisions_are_ignored(running, tmp_path):
