@@ -1,0 +1,49 @@
+"""Settings: read once from flags and environment, validated; the workspace layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from detkit.errors import BadInput
+from hub.config import load_settings, resolve_home
+
+
+def test_home_precedence(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert resolve_home(None, env={}) == tmp_path / "ymir-workplace"
+    assert resolve_home(None, env={"YMIR_HOME": "envhome"}) == tmp_path / "envhome"
+    assert resolve_home("flag", env={"YMIR_HOME": "envhome"}) == tmp_path / "flag"
+
+
+def test_settings_are_validated(tmp_path):
+    s = load_settings(tmp_path, env={"YMIR_MAX_UPLOAD_MB": "5", "YMIR_ALLOW_URL_IMPORT": "0"})
+    assert s.max_upload_bytes == 5 * 1024 * 1024 and s.allow_url_import is False
+    for bad in ({"YMIR_MAX_UPLOAD_MB": "lots"}, {"YMIR_MAX_IMAGES": "-3"}, {"YMIR_ALLOW_URL_IMPORT": "maybe"}):
+        with pytest.raises(BadInput, match=next(iter(bad))):
+            load_settings(tmp_path, env=bad)
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(BadInput, match="not a folder"):
+        load_settings(f, env={})
+
+
+def test_layout_and_secret(tmp_path):
+    s = load_settings(tmp_path / "w", env={})
+    assert [p.relative_to(s.home).as_posix() for p in s.layout_dirs()][:4] == ["assets", "models", "jobs", "sharing"]
+    key = s.session_secret()
+    assert key == s.session_secret() and len(key) == 64  # generated once, then kept
+    assert (Path(s.home) / ".secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_url_import_can_be_turned_off(workspace):
+    from hub.datasets import service
+    from hub.store import projects as project_store
+    from hub.store.workspace import Workspace
+
+    project_store.create_project(workspace.database, "p")
+    ws = Workspace(workspace.settings.with_(allow_url_import=False))
+    with pytest.raises(BadInput, match="turned off"):
+        service.start_import(ws, "p", kind="url", value="http://127.0.0.1:9/x.zip")
+    ws.close()
