@@ -48,6 +48,7 @@ def create_app(settings=None, *, create_workspace: bool = False):
     from hub.api import bp as api_bp
     from hub.config import load_settings
     from hub.datasets.background import Background
+    from hub.datasets.service import recover_interrupted
     from hub.errors import register_error_handlers
     from hub.store.workspace import Workspace
     from hub.web import bp as web_bp
@@ -65,6 +66,7 @@ def create_app(settings=None, *, create_workspace: bool = False):
     )
     app.json.sort_keys = False  # keep {"error", "code"} and records in their written order
     hub_state = HubState(settings=settings, workspace=workspace, background=Background())
+    recover_interrupted(workspace)
     app.extensions["ymir"] = hub_state
     if settings.run_jobs:
         from hub.jobs.setup import build_runner

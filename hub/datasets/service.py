@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -102,7 +104,8 @@ def start_import(
     value = validate_source(ws, kind, value)
     group_name = (name or "").strip() or _default_name(kind, display or value, ws.database)
     group = ds_store.get_or_create_group(ws.database, proj["id"], group_name)
-    source = {"kind": kind, "value": value, "unknown": unknown}
+    # the pid of the process that will run the import: a later start can tell an interrupted one
+    source = {"kind": kind, "value": value, "unknown": unknown, "pid": os.getpid(), "host": socket.gethostname()}
     if display:
         source["display"] = display
     if temp_upload:
@@ -354,3 +357,34 @@ def import_request(state, project, fields: dict, upload=None, user_id: int | Non
         raise
     start_background_import(state, version)
     return version
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def recover_interrupted(ws: Workspace) -> list[int]:
+    """Mark ``failed`` the imports whose process (on this host) is gone; returns their version ids.
+
+    Called when a hub starts: an import killed with its process would otherwise stay
+    ``importing`` forever. Imports of live processes (a CLI beside the server) are left alone.
+    """
+    host = socket.gethostname()
+    failed = []
+    for v in ds_store.list_versions(ws.database):
+        src = v["source"]
+        if v["state"] != "importing" or src.get("host") != host or not isinstance(src.get("pid"), int):
+            continue
+        if src["pid"] == os.getpid() or _alive(src["pid"]):
+            continue
+        ds_store.fail_version(ws.database, v["id"], "interrupted: the process running this import stopped")
+        failed.append(v["id"])
+    if failed:
+        log.warning("marked %d interrupted import(s) failed: %s", len(failed), failed)
+    return failed

@@ -47,3 +47,30 @@ def test_url_import_can_be_turned_off(workspace):
     with pytest.raises(BadInput, match="turned off"):
         service.start_import(ws, "p", kind="url", value="http://127.0.0.1:9/x.zip")
     ws.close()
+
+
+def test_interrupted_imports_are_failed_at_start(workspace, sample_zip):
+    import subprocess
+    import sys
+
+    from hub import create_app
+    from hub.datasets import service
+    from hub.store import datasets as ds_store
+    from hub.store import projects as project_store
+
+    project_store.create_project(workspace.database, "p")
+    live = service.start_import(workspace, "p", kind="zip", value=str(sample_zip), unknown="add")
+    dead = service.start_import(workspace, "p", kind="zip", value=str(sample_zip), unknown="add")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with workspace.database.write() as db:  # as if a process that has exited had started it
+        src = ds_store.get_version(workspace.database, dead["id"])["source"]
+        db.execute("UPDATE dataset_versions SET source = ? WHERE id = ?",
+                   [__import__("json").dumps({**src, "pid": gone.pid}), dead["id"]])
+    app = create_app(workspace.settings)
+    try:
+        assert ds_store.get_version(workspace.database, dead["id"])["state"] == "failed"
+        assert "interrupted" in ds_store.get_version(workspace.database, dead["id"])["error"]
+        assert ds_store.get_version(workspace.database, live["id"])["state"] == "importing"
+    finally:
+        app.extensions["ymir"].close()
