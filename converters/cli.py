@@ -7,6 +7,7 @@ losing accuracy exits 1 after printing its figures.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -39,19 +40,30 @@ class _Bars:
         self._bars.clear()
 
 
+_STDOUT: list = []  # the real stdout while a command body runs with stdout sent to stderr
+
+
 def _emit(as_json: bool, data, text: str) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str) if as_json else text)
+    out = _STDOUT[-1] if _STDOUT else sys.stdout
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str) if as_json else text, file=out)
 
 
 def _run(fn):
-    """Run a command body: YmirError -> message on stderr, exit 2."""
+    """Run a command body: YmirError -> message on stderr, exit 2.
+
+    SDK chatter (NNCF's progress and log lines go to stdout) is sent to stderr so that stdout holds
+    only the command's result.
+    """
     bars = _Bars()
+    _STDOUT.append(sys.stdout)
     try:
-        return fn(bars)
+        with contextlib.redirect_stdout(sys.stderr):
+            return fn(bars)
     except YmirError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(2)
     finally:
+        _STDOUT.pop()
         bars.close()
 
 

@@ -12,7 +12,6 @@ Zip members are only read, never extracted, so hostile member names cannot escap
 
 from __future__ import annotations
 
-import io
 import logging
 import zipfile
 from collections.abc import Iterator
@@ -156,9 +155,3 @@ def load_images(path: str | Path, *, need_annotations: bool = False, limit: int 
     log.info("%s: %d images, %d annotated", path, len(samples), sum(s.annotation is not None for s in samples))
     return ImageSet(path, samples[:limit] if limit else samples)
 
-
-def image_bytes(image: Image.Image) -> bytes:
-    """JPEG bytes of an image (for tests and benches that need encoded inputs)."""
-    buf = io.BytesIO()
-    image.save(buf, "JPEG", quality=92)
-    return buf.getvalue()

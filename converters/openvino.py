@@ -37,6 +37,8 @@ def _quantize_int8(ov_model, source, images: ImageSet, max_images: int, progress
         import nncf
     except ImportError as exc:
         raise Unavailable(f"OpenVINO int8 needs NNCF: pip install 'ymir-edge[openvino]' ({exc})") from None
+    if not log.isEnabledFor(logging.INFO):
+        nncf.set_log_level(logging.WARNING)  # NNCF logs INFO lines to stdout by default
     batches = list(input_batches(images.take(max_images), source.spec, progress=progress))
     # NNCF names IR nodes after the ONNX nodes; keep those that exist in this IR.
     ir_names = {op.get_friendly_name() for op in ov_model.get_ops()}

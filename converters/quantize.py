@@ -93,7 +93,6 @@ def quantize_onnx(
             str(pre), str(out), Reader(),
             quant_format=QuantFormat.QDQ, per_channel=per_channel, activation_type=act,
             weight_type=QuantType.QInt8, nodes_to_exclude=exclude, calibrate_method=methods[method],
-            extra_options={"CalibMaxIntermediateOutputs": 16},  # bounds calibration memory
         )
     model = onnx.load(str(out))
     meta = {p.key: p.value for p in model.metadata_props}
