@@ -132,11 +132,11 @@ def load(
     try:
         key = backend or (manifest.backend if manifest else None) or _backend_for_suffix(model_path)
         module = backend_module(key)
-        if model_path.suffix.lower() not in module.SUFFIXES:
-            raise BadModel(f"{model_path}: backend {key} opens {', '.join(module.SUFFIXES)} files, not {model_path.suffix!r}")
         ok, reason = module.probe()
         if not ok:
             raise Unavailable(f"backend {key} {reason}")
+        if model_path.suffix.lower() not in module.SUFFIXES:
+            raise BadModel(f"{model_path}: backend {key} opens {', '.join(module.SUFFIXES)} files, not {model_path.suffix!r}")
         session = module.open_session(model_path, device, _config(module, config))
         spec = manifest.spec if manifest else find_spec(model_path, session.metadata())
         where = str(path / MANIFEST) if manifest else str(model_path)
