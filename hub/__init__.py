@@ -50,6 +50,7 @@ def create_app(settings=None, *, create_workspace: bool = False):
     from hub.datasets.background import Background
     from hub.datasets.service import recover_interrupted
     from hub.errors import register_error_handlers
+    from hub.fleet.service import start_fleet
     from hub.store.workspace import Workspace
     from hub.web import bp as web_bp
 
@@ -76,6 +77,7 @@ def create_app(settings=None, *, create_workspace: bool = False):
         hub_state.runner = build_runner(settings, workspace.database)
         hub_state.runner.start()
         hub_state.closers.append(hub_state.runner.stop)
+    start_fleet(app, hub_state)  # broker, device ingest, rollouts (when settings.fleet_enabled)
     app.before_request(auth.load_user)
     app.jinja_env.globals["csrf_token"] = auth.csrf_token
     register_error_handlers(app)

@@ -28,6 +28,14 @@ ENV_VARS = {
     "YMIR_DOCKER_HOST": "docker engine URL for the docker job backend (default: the SDK's default)",
     "YMIR_JOB_CONCURRENCY": "executor jobs run at once (default 1)",
     "YMIR_RUN_JOBS": "1/0: run queued jobs inside the hub server (default 1; 0 when 'ymir-hub worker' does)",
+    "YMIR_FLEET": "1/0: connect the fleet (MQTT broker, device ingest, rollouts) in the hub server (default 1)",
+    "YMIR_MQTT_URL": "broker URL mqtt://host:port (empty: an embedded broker is started)",
+    "YMIR_MQTT_PREFIX": "MQTT topic prefix (default ymir/v1)",
+    "YMIR_EMBEDDED_BROKER": "embedded broker kind when no URL: auto (mosquitto, else amqtt), mosquitto, amqtt",
+    "YMIR_BROKER_LISTEN": "host:port the embedded broker listens on (default 127.0.0.1:1883; port 0: any free)",
+    "YMIR_PUBLIC_URL": "the hub's URL as devices reach it, for artifact links (default: hub-relative links)",
+    "YMIR_ROLLOUT_TIMEOUT_S": "seconds a device may stay downloading/verifying/loading before it is timed out (600)",
+    "YMIR_CAPTURE_VERSION_FRAMES": "frames per edge-captures dataset version before a new one starts (1000)",
 }
 JOB_BACKENDS = ("local", "docker")
 
@@ -70,6 +78,14 @@ class Settings:
     docker_host: str | None = None
     job_concurrency: int = 1
     run_jobs: bool = True
+    fleet_enabled: bool = False
+    mqtt_url: str | None = None
+    mqtt_prefix: str = "ymir/v1"
+    embedded_broker: str = "auto"
+    broker_listen: str = "127.0.0.1:1883"
+    public_url: str | None = None
+    rollout_timeout_s: int = 600
+    capture_version_frames: int = 1000
     extra: dict = field(default_factory=dict)
 
     # --- workspace layout -------------------------------------------------------------------
@@ -140,6 +156,24 @@ class Settings:
         return replace(self, **changes)
 
 
+def _check_fleet(values: dict) -> None:
+    """Refuse fleet settings a broker connection would choke on later."""
+    url = values.get("mqtt_url")
+    if url and not url.startswith(("mqtt://", "mqtts://", "tcp://", "ssl://")):
+        raise BadInput(f"YMIR_MQTT_URL={url!r}: use mqtt://host:port or mqtts://host:port")
+    prefix = values.get("mqtt_prefix") or ""
+    if not prefix or "+" in prefix or "#" in prefix or prefix.endswith("/"):
+        raise BadInput(f"YMIR_MQTT_PREFIX={prefix!r}: non-empty, no wildcards, no trailing /")
+    if values.get("embedded_broker") not in ("auto", "mosquitto", "amqtt"):
+        raise BadInput(f"YMIR_EMBEDDED_BROKER={values.get('embedded_broker')!r}: use auto, mosquitto or amqtt")
+    host, _, port = str(values.get("broker_listen") or "").rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise BadInput(f"YMIR_BROKER_LISTEN={values.get('broker_listen')!r}: use host:port")
+    public = values.get("public_url")
+    if public and not public.startswith(("http://", "https://")):
+        raise BadInput(f"YMIR_PUBLIC_URL={public!r}: use an http(s) URL")
+
+
 def resolve_home(home: str | Path | None, env: dict[str, str] | None = None) -> Path:
     """``--home`` if given, else ``$YMIR_HOME``, else ``./ymir-workplace``; made absolute."""
     env = dict(os.environ) if env is None else env
@@ -160,10 +194,20 @@ def load_settings(home: str | Path | None = None, env: dict[str, str] | None = N
         "docker_host": env.get("YMIR_DOCKER_HOST") or None,
         "job_concurrency": _int_env(env, "YMIR_JOB_CONCURRENCY", 1),
         "run_jobs": _bool_env(env, "YMIR_RUN_JOBS", True),
+        # a hub built for tests connects no fleet unless told to
+        "fleet_enabled": _bool_env(env, "YMIR_FLEET", not overrides.get("testing", False)),
+        "mqtt_url": env.get("YMIR_MQTT_URL") or None,
+        "mqtt_prefix": env.get("YMIR_MQTT_PREFIX") or "ymir/v1",
+        "embedded_broker": env.get("YMIR_EMBEDDED_BROKER") or "auto",
+        "broker_listen": env.get("YMIR_BROKER_LISTEN") or "127.0.0.1:1883",
+        "public_url": (env.get("YMIR_PUBLIC_URL") or "").rstrip("/") or None,
+        "rollout_timeout_s": _int_env(env, "YMIR_ROLLOUT_TIMEOUT_S", 600),
+        "capture_version_frames": _int_env(env, "YMIR_CAPTURE_VERSION_FRAMES", 1000),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     if values["job_backend"] not in JOB_BACKENDS:
         raise BadInput(f"job backend {values['job_backend']!r}: use one of {', '.join(JOB_BACKENDS)}")
+    _check_fleet(values)
     home_path = values["home"]
     if home_path.exists() and not home_path.is_dir():
         raise BadInput(f"workspace {home_path} exists and is not a folder")

@@ -1,0 +1,76 @@
+"""Devices: provisioning (the token is shown once; only its sha256 is kept), device token checks,
+removal, and the summaries the device list shows."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from detkit.errors import Forbidden, Unauthorized
+from hub.db import Database
+from hub.store import fleet as fleet_store
+from hub.store import fleet_deployments as dep_store
+
+TOKEN_PREFIX = "ymird_"
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def provision(database: Database, device_id: str, name: str = "", tags: list[str] | None = None,
+              project_id: int | None = None) -> dict:
+    """Create a device; the returned dict holds its ``token`` (the only time it is shown)."""
+    token = new_token()
+    device = fleet_store.create_device(database, device_id, name, tags or [], token, project_id)
+    return {**device, "token": token}
+
+
+def rotate_token(database: Database, device_id: str) -> dict:
+    token = new_token()
+    fleet_store.set_token(database, device_id, token)
+    return {"id": device_id, "token": token}
+
+
+def authenticate(database: Database, header: str, device_id: str | None = None) -> dict:
+    """The device owning the Bearer token in ``header`` (and, when given, it must be ``device_id``)."""
+    if not header.lower().startswith("bearer "):
+        raise Unauthorized("device token required: send 'Authorization: Bearer <device token>'")
+    device = fleet_store.device_for_token(database, header[7:].strip())
+    if device is None:
+        raise Unauthorized("invalid device token")
+    if device_id is not None and not hmac.compare_digest(device["id"], device_id):
+        raise Forbidden(f"this token belongs to device {device['id']!r}, not {device_id!r}")
+    return device
+
+
+def summary(database: Database, device: dict) -> dict:
+    """A device with what the list shows: active algorithms, revision, p95 latency, outbox depth."""
+    reported = {r["name"]: r for r in fleet_store.reported(database, device["id"])}
+    slots = fleet_store.slots(database, device["id"])
+    algos = []
+    for s in slots:
+        rep = reported.get(s["name"], {})
+        algos.append({"name": s["name"], "revision": s["entry"]["revision"], "enabled": s["entry"].get("enabled", True),
+                      "algorithm_id": s["algorithm_id"], "deployment_id": s["deployment_id"],
+                      "state": rep.get("state", "unknown") if rep.get("revision") == s["entry"]["revision"]
+                      else ("pending" if rep else "unknown"),
+                      "reported_revision": rep.get("revision"), "reason": rep.get("reason", "")})
+    m = device["metrics"]
+    return {**device, "algorithms": algos, "p95_ms": m.get("p95_ms"), "outbox_depth": m.get("outbox_depth"),
+            "reported": list(reported.values())}
+
+
+def detail(database: Database, device_id: str) -> dict:
+    device = summary(database, fleet_store.get_device(database, device_id))
+    device["history"] = dep_store.device_history(database, device_id)
+    device["commands"] = fleet_store.commands(database, device_id, 20)
+    return device
+
+
+def remove(database: Database, device_id: str, fleet=None) -> None:
+    """Delete the device and its rows; with a running fleet its retained topics are cleared too."""
+    fleet_store.get_device(database, device_id)
+    if fleet is not None:
+        fleet.forget_device(device_id)
+    fleet_store.delete_device(database, device_id)
