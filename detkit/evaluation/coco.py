@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from detkit.evaluation.accumulate import class_bounds, final_recall, precision_recall
+from detkit.evaluation.accumulate import accumulate_matched, class_bounds
 from detkit.evaluation.data import FlatSet, ImageDT, ImageGT, flat_from_images
 from detkit.evaluation.matching import candidate_pairs, greedy_match, sort_detections
 
@@ -175,20 +175,20 @@ def evaluate_flat(data: FlatSet, params: CocoParams | None = None, full_precisio
     acc = np.lexsort((rank, dt.image[order], -dt.score[order], dt.category[order]))
     slot = np.empty(len(acc), dtype=np.int64)
     slot[acc] = np.arange(len(acc))
-    n_c, n_d = n_t * n_a, len(order)
+    n_c = n_t * n_a
     cfg_area = np.tile(np.arange(n_a), n_t)
+    # only matched detections need per-config flags: (matched rows, configs), rows in
+    # accumulation order; everything unmatched is summarised by per-area counts
     ms = slot[m.dt]
-    # (detections, configs) layout: the per-class cumulative sums then run across configs at once
-    dtm = np.zeros((n_d, n_c), dtype=bool)
-    dtm[ms, m.config] = gt.ann_id[m.gt] != 0  # pycocotools stores the gt id: id 0 reads "unmatched"
-    dtig = np.zeros((n_d, n_c), dtype=bool)
-    dtig[ms, m.config] = ~regular[cfg_area[m.config], m.gt]
+    rows, ri = np.unique(ms, return_inverse=True)
+    dtm = np.zeros((len(rows), n_c), dtype=bool)
+    dtm[ri, m.config] = gt.ann_id[m.gt] != 0  # pycocotools stores the gt id: id 0 reads "unmatched"
+    on_ign = np.zeros((len(rows), n_c), dtype=bool)
+    on_ign[ri, m.config] = ~regular[cfg_area[m.config], m.gt]
     d_area = dt.area[order][acc]
-    d_out = (d_area[:, None] < lo.T) | (d_area[:, None] > hi.T)  # (n, A)
-    dtig |= ~dtm & d_out[:, cfg_area]
+    out_area = (d_area[:, None] < lo.T) | (d_area[:, None] > hi.T)  # (n, A)
     cat_sorted = dt.category[order][acc]
-    tps = dtm & ~dtig
-    fps = ~(dtm | dtig)
+    bounds = class_bounds(cat_sorted, n_k)
     rank_sorted = rank[acc]
     npig = np.stack([np.bincount(gt.category[regular[a]], minlength=n_k) for a in range(n_a)])
     npig_c = npig[cfg_area]  # (C, K)
@@ -196,16 +196,14 @@ def evaluate_flat(data: FlatSet, params: CocoParams | None = None, full_precisio
     precision = -np.ones((n_t, n_r, n_k, n_a, n_m))
     recall = -np.ones((n_t, n_k, n_a, n_m))
     for mi, md in enumerate(max_dets):
-        sub = rank_sorted < md
-        all_in = bool(sub.all())
-        t_sub = tps if all_in else tps[sub]
-        bounds = class_bounds(cat_sorted if all_in else cat_sorted[sub], n_k)
-        if mi == n_m - 1 or full_precision:
-            f_sub = fps if all_in else fps[sub]
-            prec, rec = precision_recall(bounds, t_sub, f_sub, npig_c, p.rec_thrs)
+        keep = rank_sorted < md
+        with_prec = mi == n_m - 1 or full_precision
+        prec, rec = accumulate_matched(
+            bounds, None if keep.all() else keep, out_area, rows, dtm, on_ign, cfg_area, npig_c,
+            p.rec_thrs, with_prec,
+        )
+        if with_prec:
             precision[:, :, :, :, mi] = prec.reshape(n_t, n_a, n_r, n_k).transpose(0, 2, 3, 1)
-        else:
-            rec = final_recall(bounds, t_sub, npig_c)
         recall[:, :, :, mi] = rec.reshape(n_t, n_a, n_k).transpose(0, 2, 1)
 
     result = CocoResult(
