@@ -29,8 +29,8 @@ def _deployment(row: dict) -> dict:
 
 
 def batches_for(n: int, batch_percent: float) -> list[int]:
-    """Batch number of each of ``n`` devices: batches of ``ceil(n * percent / 100)`` devices."""
-    size = max(1, math.ceil(n * batch_percent / 100.0))
+    """Batch number of each of ``n`` devices: batches of ``round(n * percent / 100)`` devices (at least 1)."""
+    size = max(1, math.floor(n * batch_percent / 100.0 + 0.5))
     return [i // size for i in range(n)]
 
 
