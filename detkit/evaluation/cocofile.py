@@ -67,21 +67,22 @@ def _columns(records: list, where: str, kind: str, need_score: bool):
     if not records:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0)
     try:
-        img = np.array([r["image_id"] for r in records], dtype=np.int64)
-        cat = np.array([r["category_id"] for r in records], dtype=np.int64)
+        # let numpy infer the id dtype: anything but integers (floats, strings) is an error
+        img = np.array([r["image_id"] for r in records])
+        cat = np.array([r["category_id"] for r in records])
         bbox = np.array([r["bbox"] for r in records], dtype=np.float64).reshape(len(records), -1)
         score = np.array([r["score"] for r in records], dtype=np.float64) if need_score else None
+        if img.dtype.kind not in "iu" or cat.dtype.kind not in "iu" or img.ndim != 1 or cat.ndim != 1:
+            raise ValueError("ids")
         if bbox.shape[1] != 4 or not np.isfinite(bbox).all():
             raise ValueError("bbox")
         if score is not None and not np.isfinite(score).all():
             raise ValueError("score")
-        if any(not _is_int(r["image_id"]) or not _is_int(r["category_id"]) for r in records):
-            raise ValueError("ids")
     except (KeyError, TypeError, ValueError, OverflowError):
         for i, r in enumerate(records):
             _check_record(i, r, where, kind, need_score)
         raise BadInput(f"{where}: malformed {kind}s") from None
-    return img, cat, bbox, score
+    return img.astype(np.int64), cat.astype(np.int64), bbox, score
 
 
 def _ids(items, where: str, what: str) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Benchmark: detkit's COCO evaluator vs pycocotools vs faster-coco-eval on one synthetic set.
 
     .venv/bin/python scripts/bench/eval_coco.py [--images 5000] [--classes 80] [--max-dets 100]
-        [--seed 0] [--repeat 3] [--no-pycocotools] [--files]
+        [--max-gt 12] [--seed 0] [--repeat 3] [--no-pycocotools] [--files]
 
 Builds a seeded synthetic COCO set (detkit.evaluation.synthetic), evaluates it with each
 implementation from the same in-memory dicts (each gets its own deep copy, made before the clock
@@ -74,6 +74,7 @@ def main() -> int:
     ap.add_argument("--images", type=int, default=5000)
     ap.add_argument("--classes", type=int, default=80)
     ap.add_argument("--max-dets", type=int, default=100)
+    ap.add_argument("--max-gt", type=int, default=12, help="most ground-truth boxes per image")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=3, help="best of N (pycocotools always runs once)")
     ap.add_argument("--no-pycocotools", action="store_true", help="skip the slow reference")
@@ -81,7 +82,7 @@ def main() -> int:
     args = ap.parse_args()
 
     t = time.perf_counter()
-    gt, res = synthetic_coco(args.images, args.classes, args.max_dets, args.seed)
+    gt, res = synthetic_coco(args.images, args.classes, args.max_dets, args.seed, max_gt=args.max_gt)
     print(f"set: {len(gt['images'])} images, {len(gt['categories'])} classes, "
           f"{len(gt['annotations'])} ground-truth boxes, {len(res)} detections "
           f"(built in {time.perf_counter() - t:.1f} s)")
