@@ -164,3 +164,26 @@ def test_bad_input_has_one_error_shape(api, tmp_path, pred_version, url, status,
     assert r.status_code == status
     body = r.get_json()
     assert set(body) == {"error", "code"} and body["code"] == code
+
+
+def test_evaluation_as_a_background_job_fills_the_cache(api, pred_version, app):
+    from hub.jobs.setup import build_runner
+
+    vid = pred_version["id"]
+    r = api.post("/api/v1/evaluations", json={"pred_version_id": vid, "iou": 0.6, "background": True})
+    assert r.status_code == 202, r.get_json()
+    job = r.get_json()["job"]
+    assert job["kind"] == "evaluate" and job["category"] == "internal"
+    state = app.extensions["ymir"]
+    runner = build_runner(state.settings, state.database)
+    try:
+        runner.start()
+        done = runner.wait(job["id"], timeout=60)
+    finally:
+        runner.stop()
+    assert done["state"] == "done", done
+    res = api.get(f"/api/v1/versions/{vid}/evaluation?iou=0.6").get_json()
+    assert res["cached"] is True and res["evaluation_id"] == done["result"]["evaluation_id"]
+    assert done["result"]["mAP50"] == res["mAP50"]
+    bad = api.post("/api/v1/evaluations", json={"pred_version_id": vid, "iou": 3, "background": True})
+    assert bad.status_code == 400 and bad.get_json()["code"] == "bad_input"
