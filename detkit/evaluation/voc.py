@@ -77,7 +77,9 @@ def evaluate_voc_flat(data: FlatSet, iou_thr: float = 0.5, use_07_metric: bool =
     by_group = np.argsort(key_d[order], kind="stable")
     pos = order[by_group]
     no_crowd = np.zeros(len(gt), dtype=bool)
-    pd, pg, piou = candidate_pairs(key_d[pos], dt.xywh[pos], key_g, gt.xywh, no_crowd, 0.0)
+    # pairs below the threshold can be dropped up front: when a detection's best box is below
+    # it, the detection misses whichever box that is; when it is above, it is among the kept
+    pd, pg, piou = candidate_pairs(key_d[pos], dt.xywh[pos], key_g, gt.xywh, no_crowd, float(iou_thr))
     best = np.full(len(dt), -1, dtype=np.int64)
     best_iou = np.zeros(len(dt))
     if len(pd):

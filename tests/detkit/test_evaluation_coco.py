@@ -185,3 +185,33 @@ def test_bad_inputs_are_rejected():
         evaluate_detections([np.zeros((1, 4))], [[0]], [], [], [], num_classes=3)
     with pytest.raises(BadInput, match="NaN"):
         evaluate_detections([np.zeros((0, 4))], [[]], [[[0, 0, 1, 1]]], [[np.nan]], [[0]], num_classes=3)
+
+
+def test_pair_chunking_gives_the_same_numbers(monkeypatch):
+    from detkit.evaluation import matching
+
+    gt, results = synthetic_coco(15, 3, 60, seed=18, max_gt=20)
+    monkeypatch.setattr(matching, "_PAIR_CHUNK", 7)
+    assert_same(gt, results)
+
+
+def test_ignore_field_is_not_read_like_pycocotools():
+    # pycocotools overwrites a ground truth's "ignore" with "iscrowd": only crowd boxes are ignored
+    gt, results = synthetic_coco(15, 3, 30, seed=19)
+    for a in gt["annotations"][::2]:
+        a["ignore"] = 1
+    ours, ev = assert_same(gt, results)
+    plain = evaluate_flat(flat_from_coco({**gt, "annotations": [
+        {k: v for k, v in a.items() if k != "ignore"} for a in gt["annotations"]]}, results))
+    np.testing.assert_array_equal(ours.stats, plain.stats)
+
+
+def test_crowd_from_image_records():
+    g = ImageGT(np.array([[0, 0, 100, 100], [200, 0, 210, 10]], float), np.array([0, 0]),
+                iscrowd=np.array([True, False]))
+    d = ImageDT(np.array([[10, 10, 20, 20], [30, 30, 40, 40], [200, 0, 210, 10]], float),
+                np.array([0.9, 0.8, 0.7]), np.array([0, 0, 0]))
+    # both detections inside the crowd region are ignored; the third finds the regular box
+    res = evaluate_coco([g], [d], [0])
+    assert res.map50 == pytest.approx(1.0)
+    assert res.map50_95 == pytest.approx(1.0)

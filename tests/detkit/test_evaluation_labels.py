@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from detkit.evaluation import FN, FP, IGNORED, MTP, TP, label_boxes, label_boxes_multi
 
@@ -71,3 +72,27 @@ def test_tied_scores_first_prediction_wins_and_best_iou_is_taken():
     out = label_boxes(gt, [np.array([0, 0])], [dt[0][::-1]], [np.array([0.5, 0.5])], [np.array([0, 0])], iou_thr=0.04)
     assert out[0].dt_match.tolist() == [1, 0]
     assert out[0].gt_labels.tolist() == [MTP, MTP]
+
+
+def test_true_positives_agree_with_pycocotools_matching():
+    pytest.importorskip("pycocotools")
+    from detkit.evaluation import flat_from_coco
+    from detkit.evaluation.labels import label_flat
+    from detkit.evaluation.reference import run_reference
+    from detkit.evaluation.synthetic import synthetic_coco
+
+    gt, res = synthetic_coco(20, 4, 60, seed=51, crowd_frac=0.2)  # < 100 per (image, class)
+    ev = run_reference(gt, res)
+    data = flat_from_coco(gt, res)
+    thrs = ev.params.iouThrs
+    flats = label_flat(data, thrs, conf_thr=0.0)
+    for t, (gl, dl, gm, dm) in enumerate(flats):
+        want_tp = sum(
+            int(np.sum((e["dtMatches"][t] > 0) & ~e["dtIgnore"][t].astype(bool)))
+            for e in ev.evalImgs if e is not None and e["aRng"] == ev.params.areaRng[0]
+        )
+        assert int(np.sum(dl == TP)) == want_tp
+        assert int(np.sum(gl == MTP)) == want_tp
+        # links are mutual
+        tp_idx = np.flatnonzero(dl == TP)
+        assert np.all(gm[dm[tp_idx]] == tp_idx)
