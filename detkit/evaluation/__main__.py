@@ -13,31 +13,18 @@ import logging
 import sys
 
 from detkit.errors import YmirError
-from detkit.evaluation.coco import CocoResult, evaluate_flat
+from detkit.evaluation.coco import SUMMARY, CocoResult, evaluate_flat
 from detkit.evaluation.cocofile import load_coco_files
 from detkit.evaluation.voc import evaluate_voc_flat
 
-_LINES = [
-    ("Average Precision", "(AP)", "0.50:0.95", "all", 100),
-    ("Average Precision", "(AP)", "0.50", "all", 100),
-    ("Average Precision", "(AP)", "0.75", "all", 100),
-    ("Average Precision", "(AP)", "0.50:0.95", "small", 100),
-    ("Average Precision", "(AP)", "0.50:0.95", "medium", 100),
-    ("Average Precision", "(AP)", "0.50:0.95", "large", 100),
-    ("Average Recall", "(AR)", "0.50:0.95", "all", 1),
-    ("Average Recall", "(AR)", "0.50:0.95", "all", 10),
-    ("Average Recall", "(AR)", "0.50:0.95", "all", 100),
-    ("Average Recall", "(AR)", "0.50:0.95", "small", 100),
-    ("Average Recall", "(AR)", "0.50:0.95", "medium", 100),
-    ("Average Recall", "(AR)", "0.50:0.95", "large", 100),
-]
-
 
 def _text(res: CocoResult, per_class: bool, voc) -> str:
-    lines = [
-        f" {title:<18} {kind} @[ IoU={iou:<9} | area={area:>6s} | maxDets={md:>3d} ] = {v:0.3f}"
-        for (title, kind, iou, area, md), v in zip(_LINES, res.stats, strict=True)
-    ]
+    max_dets = sorted(res.params.max_dets)
+    lines = []
+    for (ap, iou, area, mi), v in zip(SUMMARY, res.stats, strict=True):
+        title, kind = ("Average Precision", "(AP)") if ap else ("Average Recall", "(AR)")
+        iou_s = "0.50:0.95" if iou is None else f"{iou:0.2f}"
+        lines.append(f" {title:<18} {kind} @[ IoU={iou_s:<9} | area={area:>6s} | maxDets={max_dets[mi]:>3d} ] = {v:0.3f}")
     if per_class:
         ap, ap50 = res.per_class_ap, res.per_class_ap50
         lines.append(f"{'class':<24} {'AP':>7} {'AP50':>7}")

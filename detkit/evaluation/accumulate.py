@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["class_bounds", "precision_recall", "final_recall", "accumulate_matched"]
+__all__ = ["class_bounds", "accumulate_matched"]
 
 _EPS = np.spacing(1)
 
@@ -19,42 +19,6 @@ _EPS = np.spacing(1)
 def class_bounds(cat_sorted: np.ndarray, n_classes: int) -> np.ndarray:
     """Start offsets of each class in a class-sorted array (``n_classes + 1`` entries)."""
     return np.searchsorted(cat_sorted, np.arange(n_classes + 1))
-
-
-def precision_recall(
-    bounds: np.ndarray, tps: np.ndarray, fps: np.ndarray, npig: np.ndarray, rec_thrs: np.ndarray
-):
-    """Interpolated precision ``(C, R, K)`` and final recall ``(C, K)``.
-
-    ``bounds`` from :func:`class_bounds`; ``tps``/``fps`` are ``(n, C)`` booleans, detections in
-    accumulation order down the rows (this layout lets numpy run the cumulative sums across all
-    configurations at once); ``npig`` ``(C, K)`` counts the non-ignored ground truth. Entries stay
-    -1 where a class has no non-ignored ground truth, as in pycocotools.
-    """
-    n_cfg = tps.shape[1]
-    n_cls = len(bounds) - 1
-    n_rec = len(rec_thrs)
-    precision = -np.ones((n_cfg, n_rec, n_cls))
-    recall = -np.ones((n_cfg, n_cls))
-    for k in range(n_cls):
-        rows = np.flatnonzero(npig[:, k] > 0)
-        if len(rows) == 0:
-            continue
-        s, e = int(bounds[k]), int(bounds[k + 1])
-        nd = e - s
-        if nd == 0:
-            precision[rows, :, k] = 0.0
-            recall[rows, k] = 0.0
-            continue
-        pick = slice(None) if len(rows) == n_cfg else rows
-        tp = np.cumsum(tps[s:e, pick], axis=0, dtype=np.int32)
-        fp = np.cumsum(fps[s:e, pick], axis=0, dtype=np.int32)
-        rc = tp / npig[rows, k]
-        pr = tp / (fp + tp + _EPS)
-        recall[rows, k] = rc[-1]
-        env = np.maximum.accumulate(pr[::-1], axis=0)[::-1]
-        precision[rows, :, k] = _interpolate(rc, env, rec_thrs)
-    return precision, recall
 
 
 def _interpolate(rc: np.ndarray, env: np.ndarray, rec_thrs: np.ndarray) -> np.ndarray:
@@ -72,23 +36,6 @@ def _interpolate(rc: np.ndarray, env: np.ndarray, rec_thrs: np.ndarray) -> np.nd
     pi = np.cumsum(hist, axis=1)[:, :n_rec]  # (nr, R)
     q = np.take_along_axis(env, np.minimum(pi, nd - 1).T, axis=0)  # (R, nr)
     return np.where(pi < nd, q.T, 0.0)
-
-
-def final_recall(bounds: np.ndarray, tps: np.ndarray, npig: np.ndarray) -> np.ndarray:
-    """Recall after all detections, ``(C, K)`` from ``(n, C)`` flags; -1 without ground truth."""
-    n, n_cfg = tps.shape
-    out = -np.ones(npig.shape)
-    if n == 0:
-        out[npig > 0] = 0.0
-        return out
-    # per-class sums with one reduceat (a full-length cumsum is several times slower: cache);
-    # reduceat returns a row instead of 0 for an empty class, so those are zeroed after
-    starts = np.minimum(bounds[:-1], n - 1)
-    tp = np.add.reduceat(tps, starts, axis=0, dtype=np.int64).T
-    tp[:, bounds[:-1] == bounds[1:]] = 0
-    ok = npig > 0
-    out[ok] = tp[ok] / npig[ok]
-    return out
 
 
 def accumulate_matched(

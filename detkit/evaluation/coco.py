@@ -19,21 +19,23 @@ from detkit.evaluation.accumulate import accumulate_matched, class_bounds
 from detkit.evaluation.data import FlatSet, ImageDT, ImageGT, flat_from_images
 from detkit.evaluation.matching import candidate_pairs, greedy_match, sort_detections
 
-__all__ = ["CocoParams", "CocoResult", "evaluate_flat", "evaluate_coco", "STAT_NAMES"]
+__all__ = ["CocoParams", "CocoResult", "evaluate_flat", "evaluate_coco", "SUMMARY"]
 
-STAT_NAMES = (
-    "AP@[.50:.95] all 100",
-    "AP@.50 all 100",
-    "AP@.75 all 100",
-    "AP@[.50:.95] small 100",
-    "AP@[.50:.95] medium 100",
-    "AP@[.50:.95] large 100",
-    "AR@[.50:.95] all 1",
-    "AR@[.50:.95] all 10",
-    "AR@[.50:.95] all 100",
-    "AR@[.50:.95] small 100",
-    "AR@[.50:.95] medium 100",
-    "AR@[.50:.95] large 100",
+# pycocotools' 12 summary numbers, in its order: (1 = AP / 0 = AR, IoU threshold or None for
+# .50:.95, area range label, index into the sorted max_dets)
+SUMMARY = (
+    (1, None, "all", 2),
+    (1, 0.5, "all", 2),
+    (1, 0.75, "all", 2),
+    (1, None, "small", 2),
+    (1, None, "medium", 2),
+    (1, None, "large", 2),
+    (0, None, "all", 0),
+    (0, None, "all", 1),
+    (0, None, "all", 2),
+    (0, None, "small", 2),
+    (0, None, "medium", 2),
+    (0, None, "large", 2),
 )
 
 
@@ -131,23 +133,7 @@ def _summarize(result: CocoResult) -> np.ndarray:
         sel = s[s > -1]
         return -1.0 if len(sel) == 0 else float(np.mean(sel))
 
-    m = max_dets[-1]
-    return np.array(
-        [
-            one(1, max_det=m),
-            one(1, iou_thr=0.5, max_det=m),
-            one(1, iou_thr=0.75, max_det=m),
-            one(1, area="small", max_det=m),
-            one(1, area="medium", max_det=m),
-            one(1, area="large", max_det=m),
-            one(0, max_det=max_dets[0]),
-            one(0, max_det=max_dets[1]),
-            one(0, max_det=max_dets[2]),
-            one(0, area="small", max_det=m),
-            one(0, area="medium", max_det=m),
-            one(0, area="large", max_det=m),
-        ]
-    )
+    return np.array([one(ap, iou, area, max_dets[mi]) for ap, iou, area, mi in SUMMARY])
 
 
 def evaluate_flat(data: FlatSet, params: CocoParams | None = None, full_precision: bool = False) -> CocoResult:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detkit.evaluation.accumulate import class_bounds, precision_recall
+from detkit.evaluation.accumulate import accumulate_matched, class_bounds
 from detkit.evaluation.data import FlatSet
 from detkit.evaluation.matching import match_flat
 
@@ -59,7 +59,8 @@ class F1Sweep:
 
 
 def _tp_fp(data: FlatSet, iou_thr: float, max_det: int | None):
-    """Per considered detection (class-sorted, score high first): class index, score, TP, FP."""
+    """Per considered detection (class-sorted, score high first): class index, score, TP, FP,
+    whether it matched an ignored box, and the non-ignored ground-truth count per class."""
     ignored = data.gt.crowd | data.gt.difficult
     order, rank, m = match_flat(data, [iou_thr], max_det=max_det, ignored=ignored, reusable=data.gt.crowd)
     matched = np.zeros(len(order), dtype=bool)
@@ -71,14 +72,18 @@ def _tp_fp(data: FlatSet, iou_thr: float, max_det: int | None):
     tp = (matched & ~on_ignored)[acc]
     fp = (~matched)[acc]
     npos = np.bincount(data.gt.category[~ignored], minlength=data.num_classes)
-    return dt.category[order][acc], dt.score[order][acc], tp, fp, npos
+    return dt.category[order][acc], dt.score[order][acc], tp, fp, on_ignored[acc], npos
 
 
 def pr_curves(data: FlatSet, iou_thr: float = 0.5, max_det: int | None = 100) -> dict[int, PRCurve]:
     """Precision/recall curve of every class at ``iou_thr`` (COCO matching, area "all")."""
-    cat, score, tp, fp, npos = _tp_fp(data, iou_thr, max_det)
+    cat, score, tp, fp, on_ign, npos = _tp_fp(data, iou_thr, max_det)
     bounds = class_bounds(cat, data.num_classes)
-    interp, _ = precision_recall(bounds, tp[:, None], fp[:, None], npos[None], _REC_THRS)
+    rows = np.flatnonzero(tp | on_ign)
+    interp, _ = accumulate_matched(
+        bounds, None, np.zeros((len(cat), 1), dtype=bool), rows, tp[rows, None], on_ign[rows, None],
+        np.zeros(1, dtype=np.int64), npos[None], _REC_THRS,
+    )
     out = {}
     for k, cid in enumerate(data.class_ids.tolist()):
         s, e = bounds[k], bounds[k + 1]
@@ -111,7 +116,7 @@ def f1_sweep(
     conf = np.asarray(np.linspace(0, 1, 101) if conf_thrs is None else conf_thrs, dtype=np.float64)
     conf = np.sort(conf)
     n_k, n_c = data.num_classes, len(conf)
-    cat, score, tp, fp, npos = _tp_fp(data, iou_thr, max_det)
+    cat, score, tp, fp, _, npos = _tp_fp(data, iou_thr, max_det)
     # bin b = number of thresholds <= score: the detection counts at thresholds 0 .. b-1
     b = np.searchsorted(conf, score, side="right")
     idx = cat * (n_c + 1) + b
