@@ -6,5 +6,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from hub.api import core, datasets, diagnosis, jobs, projects, versions  # noqa: E402,F401  (routes register on import)
-from hub.api import fleet  # noqa: E402,F401  (fleet routes)
+from hub.api import core, datasets, diagnosis, fleet, jobs, projects, versions  # noqa: E402,F401  (routes register on import)

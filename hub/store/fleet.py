@@ -110,8 +110,12 @@ def slots(database: Database, device_id: str) -> list[dict]:
 
 
 def next_revision(db, device_id: str) -> int:
-    """Bump and return the device's desired revision. Call inside ``write()``."""
-    db.execute("UPDATE devices SET desired_revision = desired_revision + 1 WHERE id = ?", [device_id])
+    """Bump and return the device's desired revision. Call inside ``write()``.
+
+    Revisions follow the clock (at least +1): an agent ignores desired states older than the last
+    one it saw, so a device removed and provisioned again (or a new workspace) must still move on."""
+    db.execute("UPDATE devices SET desired_revision = max(desired_revision + 1, CAST(strftime('%s', 'now') AS INTEGER)) "
+               "WHERE id = ?", [device_id])
     return db.execute("SELECT desired_revision FROM devices WHERE id = ?", [device_id]).fetchone()[0]
 
 

@@ -13,10 +13,18 @@ import pytest
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub" / "fleet"))
-from fleet_helpers import (  # noqa: E402
-    AgentProc, Api, HubServer, make_fleet_app, package, sample_jpeg, wait_until, write_agent_config,
-)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: fixtures_mqtt
 from fixtures_mqtt import mosquitto  # noqa: E402,F401
+from fleet_helpers import (  # noqa: E402
+    AgentProc,
+    Api,
+    HubServer,
+    make_fleet_app,
+    package,
+    sample_jpeg,
+    wait_until,
+    write_agent_config,
+)
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 

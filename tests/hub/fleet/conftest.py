@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fleet_helpers import Api, HubServer, make_fleet_app  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/: fixtures_mqtt
 from fixtures_mqtt import mosquitto  # noqa: E402,F401  (pytest fixture)
+from fleet_helpers import Api, HubServer, make_fleet_app  # noqa: E402
 
 
 @pytest.fixture

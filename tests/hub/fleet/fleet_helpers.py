@@ -50,15 +50,16 @@ def package(folder: Path, *, version: str = "1", pad_bytes: int = 0, scale: floa
 
 
 class HubServer:
-    """The hub app served by waitress on a free loopback port (agents download and upload over HTTP)."""
+    """The hub app served (threaded werkzeug server) on a free loopback port: agents download and
+    upload over real HTTP."""
 
     def __init__(self, app):
-        from waitress.server import create_server
+        from werkzeug.serving import make_server
 
         self.app = app
         self.port = free_port()
-        self.server = create_server(app, host="127.0.0.1", port=self.port, threads=6)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.server = make_server("127.0.0.1", self.port, app, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
@@ -70,7 +71,8 @@ class HubServer:
         return self
 
     def stop(self) -> None:
-        self.server.close()
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def make_fleet_app(tmp_path: Path, broker_url: str, **overrides):
