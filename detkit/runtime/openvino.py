@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,14 +101,16 @@ class OvSession:
         except Exception as exc:
             raise BadModel(f"{model_path}: OpenVINO cannot compile it for {target} ({str(exc)[:300]})") from None
         self._request = self._compiled.create_infer_request()
+        self._lock = threading.Lock()  # an InferRequest is not thread-safe; servers call run() from threads
         self.inputs = [_tensor_info(p) for p in self._compiled.inputs]
         self.outputs = [_tensor_info(p) for p in self._compiled.outputs]
         self.device = target
         self.precision = _rt_str(model, RT_INFO_PRECISION) or _precision(model)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        result = self._request.infer(feeds)
-        return {t.name: np.array(result[port]) for t, port in zip(self.outputs, self._compiled.outputs, strict=True)}
+        with self._lock:
+            result = self._request.infer(feeds)
+            return {t.name: np.array(result[port]) for t, port in zip(self.outputs, self._compiled.outputs, strict=True)}
 
     def metadata(self) -> dict[str, str]:
         return dict(self._meta)

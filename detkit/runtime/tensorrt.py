@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +109,7 @@ class TrtSession:
         self.device = f"cuda:{int(index or 0)}"
         self.precision = "fp32"  # the package manifest / side spec says what it was built as
         self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, capacity bytes)
+        self._lock = threading.Lock()  # one context, one stream, shared buffers: one run at a time
 
     def _info(self, name: str) -> TensorInfo:
         dtype = np.dtype(self._trt.nptype(self._engine.get_tensor_dtype(name)))
@@ -124,6 +126,10 @@ class TrtSession:
         return ptr
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        with self._lock:
+            return self._run(feeds)
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         cudart, ctx = self._cudart, self._context
         h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost

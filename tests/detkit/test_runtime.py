@@ -181,3 +181,17 @@ def test_load_package_folder_and_reject_tampering(model, tmp_path, data):
         f.write(b"\x00")
     with pytest.raises(BadModel, match="sha256 mismatch for 'weights/det.onnx'"):
         load(pkg)
+
+
+@pytest.mark.parametrize("backend", [b for b in ("onnxruntime", "openvino") if available_backends()[b][0]])
+def test_concurrent_detect_is_safe(model, data, backend):
+    """Servers call detect() from several threads; results must equal the sequential ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    d = load(model, backend=backend)
+    images = [img for img, _ in data]
+    expected = [r.boxes for r in d.detect(images, conf=0.3)]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda img: d.detect(img, conf=0.3)[0].boxes, images * 3))
+    for i, boxes in enumerate(got):
+        np.testing.assert_allclose(boxes, expected[i % len(images)], atol=1e-3)
