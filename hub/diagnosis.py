@@ -30,7 +30,6 @@ import numpy as np
 
 from detkit.errors import BadInput, NotFound
 from detkit.evaluation import confusion_matrix, evaluate_flat, evaluate_voc_flat, f1_sweep, pr_curves
-from detkit.evaluation.coco import STAT_NAMES
 from detkit.evaluation.data import FlatDT, FlatGT, FlatSet
 from detkit.evaluation.labels import FN, FP, LABEL_NAMES, TP, label_flat
 from hub.jobs.kinds import InternalKind, JobContext, Progress, register
@@ -45,6 +44,12 @@ EVAL_VERSION = 1
 LABELS = ("TP", "FP", "FN", "MTP", "IGNORED")
 DEFAULT_IOU = 0.5
 DEFAULT_CONF = 0.25
+#: pycocotools' 12 summary numbers, in its order
+STAT_NAMES = (
+    "AP@[.50:.95] all", "AP@.50 all", "AP@.75 all", "AP@[.50:.95] small", "AP@[.50:.95] medium",
+    "AP@[.50:.95] large", "AR@[.50:.95] all 1 det", "AR@[.50:.95] all 10 det", "AR@[.50:.95] all 100 det",
+    "AR@[.50:.95] small", "AR@[.50:.95] medium", "AR@[.50:.95] large",
+)
 
 
 @dataclass(frozen=True)
