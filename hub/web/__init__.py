@@ -30,7 +30,7 @@ TOP_NAV = [
     ("web.deployment", "Deployment", False),
 ]
 
-from hub.web import datasets, diagnosis, pages, training  # noqa: E402,F401  (routes register on import)
+from hub.web import datasets, diagnosis, fleet, pages, training  # noqa: E402,F401  (routes register on import)
 
 
 @bp.app_context_processor

@@ -177,8 +177,3 @@ def add_user():
     )
     flash(f"user {u['username']} added", "ok")
     return redirect(url_for("web.users"))
-
-
-@bp.get("/deployment")
-def deployment():
-    return render_template("placeholder.html", project=None, section=None, title="Deployment")
