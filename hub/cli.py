@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "hub.cli_projects",
     "hub.cli_datasets",
     "hub.cli_jobs",
+    "hub.cli_fleet",
     "hub.cli_eval",
 ]
 
