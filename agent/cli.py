@@ -116,11 +116,16 @@ def serve(model: str, port: int, host: str, name: str | None, backend: str | Non
     server = HttpServer(create_app(registry, token=token), host, port, threads)
     routes = "OIP" + (" + /v1/detect" if served.is_detector else "")
     click.echo(f"serving {served.name!r} ({routes}) on {server.url}", err=True)
-    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    def _terminate(_signum, _frame):
+        raise KeyboardInterrupt  # unwinds waitress' loop in the main thread
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         server.run()
     except KeyboardInterrupt:
         pass
+    finally:
+        server.stop()
 
 
 @main.command("config")

@@ -222,8 +222,13 @@ class HttpServer:
     def __init__(self, app: Flask, host: str, port: int, threads: int = 4):
         from waitress.server import create_server
 
+        # Tensors are big: read them in 256 KiB gulps and keep bodies up to MAX_BODY in memory
+        # (waitress' defaults, 8 KiB reads and spooling bodies over 512 KiB to a temp file, cost
+        # more than the inference of a small detector).
         self._server = create_server(app, host=host, port=port, threads=threads, ident="ymir-agent",
-                                     channel_timeout=30, connection_limit=200)
+                                     channel_timeout=30, connection_limit=200, recv_bytes=256 * 1024,
+                                     inbuf_overflow=MAX_BODY, outbuf_overflow=MAX_BODY,
+                                     max_request_body_size=MAX_BODY, asyncore_use_poll=True)
         self.host, self.port = host, self._server.effective_port
         self._thread: threading.Thread | None = None
 

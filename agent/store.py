@@ -59,8 +59,11 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def _model_file(slot: Path) -> Path:
-    """What the runtime opens in a slot: the package folder, else its bare model file."""
+def _model_file(slot: Path, backend: str = "onnxruntime") -> Path:
+    """What the runtime opens in a slot: an engine built here for ``tensorrt``, else the package
+    folder, else its bare model file."""
+    if backend == "tensorrt" and (slot / "model.engine").is_file():
+        return slot / "model.engine"  # its spec sits beside it (model.spec.json, by converters)
     if (slot / MANIFEST).is_file():
         return slot
     for name in ("model.engine", "model.onnx"):
@@ -169,7 +172,7 @@ class ModelStore:
     # ---- loading --------------------------------------------------------------------------
     def _load(self, slot: Path, meta: dict, check: bool = True) -> tuple[ServedModel, dict]:
         backend = meta.get("backend", "onnxruntime")
-        det = load_detector(_model_file(slot), backend=backend)
+        det = load_detector(_model_file(slot, backend), backend=backend)
         health = check_health(det, self.settings.health_latency_ms) if check else {}
         model = ServedModel(
             name=meta["name"], detector=det, version=str(meta.get("revision", 0)), sha256=meta.get("sha256", ""),

@@ -120,3 +120,17 @@ def test_download_unreachable_keeps_partial(tmp_path):
     with pytest.raises(Unavailable):
         download(f"http://127.0.0.1:{free_port()}/a", dest, "0" * 64, 10, attempts=2, timeout=1)
     assert part.read_bytes() == b"abc"
+
+
+def test_tensorrt_deploy_builds_on_device_or_fails_cleanly(tmp_path, hub):
+    from detkit.runtime import available_backends
+
+    store, registry, reports = make_store(tmp_path, hub, allowed_backends="onnxruntime,tensorrt")
+    onnx_bytes = make_detector_onnx(tmp_path / "m.onnx").read_bytes()
+    assert store.apply(dep(hub, onnx_bytes, 1))
+    ok = store.apply(dep(hub, onnx_bytes, 2, backend="tensorrt"))
+    if available_backends()["tensorrt"][0]:
+        assert ok and registry.get("det").revision == 2
+    else:  # no TensorRT here: the reason names it, revision 1 keeps serving
+        assert not ok and "tensorrt" in reports[-1][0][3].lower()
+        assert registry.get("det").revision == 1

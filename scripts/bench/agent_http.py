@@ -1,0 +1,178 @@
+"""Benchmark: batch-1 detector inference through the agent's HTTP server vs in-process, same run.
+
+    .venv/bin/python scripts/bench/agent_http.py [--model model.onnx] [--size 256] [--iters 200]
+        [--warmup 20] [--threads 0] [--server-threads 4]
+
+Paths timed (median and p95 of ``--iters`` calls each, interleaved in rounds so drift hits all):
+
+* ``run``        ``Detector.run`` in this process (raw tensors, the OIP baseline);
+* ``oip``        tritonclient.http ``infer`` with binary tensors in and out, against
+                 ``ymir-agent serve`` running as its own process;
+* ``detect``     ``Detector.detect`` on JPEG bytes in this process (the /v1/detect baseline);
+* ``v1_detect``  ``POST /v1/detect`` with the same JPEG as the raw body (requests, keep-alive).
+
+Without ``--model`` the built-in executor's detector (random weights, 3 classes) is exported at
+``--size``. The goal is ``oip / run <= 1.10``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+
+def export_model(size: int, folder: Path) -> Path:
+    import torch
+
+    from detkit.manifest import ModelSpec
+    from executor.export import export_onnx
+    from executor.model import Arch, Detector
+
+    torch.manual_seed(0)
+    model = Detector(Arch(num_classes=3)).eval()
+    spec = ModelSpec(class_names=["circle", "square", "triangle"], input_size=size, stride=4)
+    return export_onnx(model, spec, folder / "bench.onnx")
+
+
+def sample_jpeg(size: int) -> bytes:
+    import io
+
+    from detkit.synth import make_scene
+
+    img, _ = make_scene(np.random.default_rng(0), 0)
+    img = img.resize((size * 2, int(size * 1.5)))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"server on {port} did not come up")
+
+
+def stats(ms: list[float]) -> dict:
+    a = np.asarray(ms)
+    return {"median_ms": round(float(np.median(a)), 3), "p95_ms": round(float(np.percentile(a, 95)), 3),
+            "mean_ms": round(float(a.mean()), 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", type=Path)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--iters", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: its default)")
+    ap.add_argument("--server-threads", type=int, default=4)
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args()
+
+    import requests
+    import tritonclient.http as httpclient
+
+    from detkit.runtime import load
+
+    tmp = tempfile.TemporaryDirectory()
+    model_path = args.model or export_model(args.size, Path(tmp.name))
+    det = load(model_path, threads=args.threads)
+    size = det.spec.input_size
+    x = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
+    jpeg = sample_jpeg(size)
+
+    port = free_port()
+    env = dict(os.environ)
+    cmd = [sys.executable, "-m", "agent", "serve", str(model_path), "--port", str(port), "--name", "bench",
+           "--threads", str(args.server_threads)]
+    server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        client = httpclient.InferenceServerClient(url=f"127.0.0.1:{port}")
+        session = requests.Session()
+        inp = httpclient.InferInput("images", list(x.shape), "FP32")
+        inp.set_data_from_numpy(x, binary_data=True)
+        outs = [httpclient.InferRequestedOutput(o["name"], binary_data=True) for o in det.outputs]
+        url = f"http://127.0.0.1:{port}/v1/detect?model=bench"
+
+        def run_local():
+            det.run({"images": x})
+
+        def run_oip():
+            res = client.infer("bench", [inp], outputs=outs)
+            res.as_numpy("heatmap")
+
+        def detect_local():
+            det.detect(jpeg)
+
+        def detect_http():
+            r = session.post(url, data=jpeg)
+            r.raise_for_status()
+
+        paths = {"run": run_local, "oip": run_oip, "detect": detect_local, "v1_detect": detect_http}
+        # correctness first: the OIP path returns the in-process tensors bit for bit
+        res = client.infer("bench", [inp], outputs=outs)
+        local = det.run({"images": x})
+        same = all(np.array_equal(res.as_numpy(k), v) for k, v in local.items())
+        for fn in paths.values():
+            for _ in range(args.warmup):
+                fn()
+        times: dict[str, list[float]] = {k: [] for k in paths}
+        rounds = 10
+        per = max(1, args.iters // rounds)
+        for _ in range(rounds):
+            for name, fn in paths.items():
+                for _ in range(per):
+                    t0 = time.perf_counter()
+                    fn()
+                    times[name].append((time.perf_counter() - t0) * 1000)
+        client.close()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    results = {k: stats(v) for k, v in times.items()}
+    ratio_oip = results["oip"]["median_ms"] / results["run"]["median_ms"]
+    ratio_detect = results["v1_detect"]["median_ms"] / results["detect"]["median_ms"]
+    out = {
+        "model": str(args.model or f"executor detector, random weights, {size}px"),
+        "input": list(x.shape), "iters": per * rounds, "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(), "server_threads": args.server_threads, "ort_threads": args.threads,
+        "oip_outputs_equal_in_process": same, "results": results,
+        "oip_over_run": round(ratio_oip, 3), "v1_detect_over_detect": round(ratio_detect, 3),
+    }
+    print(json.dumps(out, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+    tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
