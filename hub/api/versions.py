@@ -32,7 +32,7 @@ def get_version(version_id: int):
     return jsonify({**v, "summary": service.summary(v)})
 
 
-def asset_filter_from_args(args) -> tuple[str, list]:
+def asset_filter_from_args(version_id: int, args) -> tuple[str, list]:
     """SQL conditions from ``?class=a,b&tag=k=v`` (shared with the dataset page)."""
     classes = [c for c in (args.get("class") or "").split(",") if c.strip()]
     tags = {}
@@ -41,7 +41,7 @@ def asset_filter_from_args(args) -> tuple[str, list]:
             key, _, value = item.partition("=")
             tags[key.strip()] = value.strip()
     ids = [class_store.class_id(database(), c) for c in classes]
-    return asset_store.asset_where(classes_in=ids, asset_tags=tags)
+    return asset_store.asset_where(version_id, classes_in=ids, asset_tags=tags)
 
 
 @bp.get("/versions/<int:version_id>/assets")
@@ -49,7 +49,7 @@ def version_assets(version_id: int):
     offset = query_int("offset", 0)
     limit = query_int("limit", 50, minimum=1, maximum=1000)
     ds_store.get_version(database(), version_id)
-    where, params = asset_filter_from_args(request.args)
+    where, params = asset_filter_from_args(version_id, request.args)
     return jsonify(
         {
             "total": asset_store.count_assets(database(), version_id, where, params),

@@ -92,6 +92,7 @@ def filter_version(
     if not (classes_in or classes_out or asset_tags or box_tags):
         raise BadInput("filter: give classes to keep or drop, or asset/box tags")
     where, params = asset_store.asset_where(
+        version_id,
         classes_in=_class_ids(ws, classes_in),
         classes_out=_class_ids(ws, classes_out),
         asset_tags=asset_tags,

@@ -130,6 +130,7 @@ def _tag_conditions(column: str, tags: dict[str, str] | None) -> tuple[list[str]
 
 
 def asset_where(
+    version_id: int,
     *,
     classes_in: Sequence[int] = (),
     classes_out: Sequence[int] = (),
@@ -137,23 +138,27 @@ def asset_where(
     box_tags: dict[str, str] | None = None,
     kind: str = "gt",
 ) -> tuple[str, list]:
-    """SQL conditions on ``version_assets va`` selecting assets by classes and tags."""
+    """SQL conditions on ``version_assets va`` of ``version_id`` selecting assets by classes and tags.
+
+    Box conditions are uncorrelated ``IN (SELECT ...)`` sets, evaluated once through the
+    ``(version_id, kind, class_id)`` index: a correlated EXISTS per asset is ~1000x slower at 100k boxes.
+    """
     conds: list[str] = []
     params: list = []
-    ann = "SELECT 1 FROM annotations a WHERE a.version_id = va.version_id AND a.asset_sha1 = va.asset_sha1 AND a.kind = ?"
+    ann = "SELECT asset_sha1 FROM annotations a WHERE a.version_id = ? AND a.kind = ?"
     if classes_in:
-        conds.append(f"EXISTS ({ann} AND a.class_id IN ({','.join('?' * len(classes_in))}))")
-        params.extend([kind, *classes_in])
+        conds.append(f"va.asset_sha1 IN ({ann} AND a.class_id IN ({','.join('?' * len(classes_in))}))")
+        params.extend([version_id, kind, *classes_in])
     if classes_out:
-        conds.append(f"NOT EXISTS ({ann} AND a.class_id IN ({','.join('?' * len(classes_out))}))")
-        params.extend([kind, *classes_out])
+        conds.append(f"va.asset_sha1 NOT IN ({ann} AND a.class_id IN ({','.join('?' * len(classes_out))}))")
+        params.extend([version_id, kind, *classes_out])
     tc, tp = _tag_conditions("va.tags", asset_tags)
     conds += tc
     params += tp
     bc, bp = _tag_conditions("a.tags", box_tags)
     if bc:
-        conds.append(f"EXISTS ({ann} AND {' AND '.join(bc)})")
-        params.extend([kind, *bp])
+        conds.append(f"va.asset_sha1 IN ({ann} AND {' AND '.join(bc)})")
+        params.extend([version_id, kind, *bp])
     return (" AND ".join(conds) or "1"), params
 
 
@@ -164,7 +169,13 @@ def count_assets(database: Database, version_id: int, where: str = "1", params: 
 
 
 def page_assets(
-    database: Database, version_id: int, *, where: str = "1", params: Sequence = (), offset: int = 0, limit: int = 50
+    database: Database,
+    version_id: int,
+    *,
+    where: str = "1",
+    params: Sequence = (),
+    offset: int = 0,
+    limit: int = 50,
 ) -> list[dict]:
     """One page of a version's assets (with their annotations), ordered by filename."""
     rows = list(

@@ -74,7 +74,7 @@ def version(version_id: int):
     assets: list[dict] = []
     if v["state"] == "ready":
         where, params = asset_store.asset_where(
-            classes_in=[class_store.class_id(database(), c) for c in classes], asset_tags=tags
+            version_id, classes_in=[class_store.class_id(database(), c) for c in classes], asset_tags=tags
         )
         total = asset_store.count_assets(database(), version_id, where, params)
         assets = asset_store.page_assets(
