@@ -187,3 +187,12 @@ def test_evaluation_as_a_background_job_fills_the_cache(api, pred_version, app):
     assert done["result"]["mAP50"] == res["mAP50"]
     bad = api.post("/api/v1/evaluations", json={"pred_version_id": vid, "iou": 3, "background": True})
     assert bad.status_code == 400 and bad.get_json()["code"] == "bad_input"
+
+
+def test_matched_images_without_ground_truth_boxes(api, tmp_path):
+    """The common images hold no GT box: every prediction is a false alarm, no crash."""
+    setup_project(api)
+    g = upload(api, pred_zip(tmp_path / "g.zip", {"x": [("cat", 1, 1, 20, 20)], "y": []}, None), name="gt")
+    p = upload(api, pred_zip(tmp_path / "p.zip", {"y": []}, {"y": [("dog", 2, 2, 30, 30, 0.8)]}), name="pred")
+    res = api.get(f"/api/v1/versions/{p['id']}/evaluation?gt={g['id']}").get_json()
+    assert res["images"] == 1 and res["gt_boxes"] == 0 and res["fp"] == 1 and res["mAP50"] == -1

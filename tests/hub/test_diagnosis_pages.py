@@ -128,3 +128,22 @@ def test_cli_pred_version_without_predictions_exits_2(api, workspace, tmp_path):
     g = upload(api, pred_zip(tmp_path / "g.zip", gt, None), name="plain")
     res = _cli(workspace.settings.home, "evaluate", "--pred", str(g["id"]), "--json")
     assert res.exit_code == 2 and "no predictions" in res.stderr
+
+
+def test_inference_version_with_no_prediction_at_all(api, two_preds, workspace):
+    """A model that found nothing: every GT box is a miss, no error."""
+    a, _ = two_preds
+    db = workspace.database
+    m = models_store.create_model(db, project_id=1, name="blind", image="builtin", source="trained",
+                                  class_names=["cat", "dog"], stages=[], best_stage="", folder="")
+    src = ds_store.get_version(db, a["id"])
+    v = ds_store.create_version(db, src["group_id"], operation="infer", parent_ids=[src["id"]],
+                                source={"kind": "infer", "model_id": m["id"], "model": "blind"})
+    with db.write() as d:
+        predictions_store.fill_prediction_version(d, src_version_id=src["id"], dst_version_id=v["id"], rows=[],
+                                                  report={})
+    res = api.get(f"/api/v1/versions/{v['id']}/evaluation").get_json()
+    assert res["pred_boxes"] == 0 and res["mAP50"] == 0 and res["tp"] == 0 and res["fp"] == 0
+    assert res["fn"] == src["gt_boxes"] and res["recall"] == 0
+    fn = api.get(f"/api/v1/versions/{v['id']}/labels?label=FN&limit=100").get_json()
+    assert fn["counts"]["FN"] == src["gt_boxes"]
