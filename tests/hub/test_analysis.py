@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from test_diagnosis_helpers import pred_zip, setup_project, upload
+from test_diagnosis_helpers import pred_zip, run_job, setup_project, upload
 
 from hub.analysis import BUCKETS, bucket_labels, class_warnings, histogram
 
@@ -109,15 +109,7 @@ def test_analysis_as_a_background_job(api, version, app):
     assert r.status_code == 202
     job = r.get_json()["job"]
     assert job["kind"] == "analyze" and job["category"] == "internal"
-    from hub.jobs.setup import build_runner
-
-    state = app.extensions["ymir"]
-    runner = build_runner(state.settings, state.database)
-    try:
-        runner.start()
-        done = runner.wait(job["id"], timeout=60)
-    finally:
-        runner.stop()
+    done = run_job(app, job["id"])
     assert done["state"] == "done", done
     assert done["result"]["images"] == 4 and done["result"]["warnings"] >= 3
     assert api.get(f"/api/v1/versions/{version['id']}/analysis").get_json()["cached"] is True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_diagnosis_helpers import pred_zip, scenes, setup_project, upload
+from test_diagnosis_helpers import pred_zip, run_job, scenes, setup_project, upload
 
 from detkit.evaluation import evaluate_detections, evaluate_voc_flat, flat_from_lists, label_boxes
 from detkit.evaluation.labels import FN, FP, MTP, TP
@@ -167,20 +167,12 @@ def test_bad_input_has_one_error_shape(api, tmp_path, pred_version, url, status,
 
 
 def test_evaluation_as_a_background_job_fills_the_cache(api, pred_version, app):
-    from hub.jobs.setup import build_runner
-
     vid = pred_version["id"]
     r = api.post("/api/v1/evaluations", json={"pred_version_id": vid, "iou": 0.6, "background": True})
     assert r.status_code == 202, r.get_json()
     job = r.get_json()["job"]
     assert job["kind"] == "evaluate" and job["category"] == "internal"
-    state = app.extensions["ymir"]
-    runner = build_runner(state.settings, state.database)
-    try:
-        runner.start()
-        done = runner.wait(job["id"], timeout=60)
-    finally:
-        runner.stop()
+    done = run_job(app, job["id"])
     assert done["state"] == "done", done
     res = api.get(f"/api/v1/versions/{vid}/evaluation?iou=0.6").get_json()
     assert res["cached"] is True and res["evaluation_id"] == done["result"]["evaluation_id"]

@@ -69,3 +69,16 @@ def upload(api, path: Path, project: str = "diag", name: str | None = None) -> d
     v = wait_ready(api, r.get_json()["version_id"])
     assert v["state"] == "ready", v
     return v
+
+
+def run_job(app, job_id: str, timeout: float = 60) -> dict:
+    """Run one queued job with a real runner of the app's workspace; returns the finished job row."""
+    from hub.jobs.setup import build_runner
+
+    state = app.extensions["ymir"]
+    runner = build_runner(state.settings, state.database, only_jobs={job_id})
+    try:
+        runner.start()
+        return runner.wait(job_id, timeout=timeout)
+    finally:
+        runner.stop()
