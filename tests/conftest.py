@@ -90,3 +90,42 @@ def sample_zip(tmp_path_factory):
     from detkit.synth import write_sample_zip
 
     return write_sample_zip(tmp_path_factory.mktemp("sample") / "sample.zip", images=12, seed=3)
+
+
+@pytest.fixture
+def hub_server(app):
+    """The hub app served on a free loopback port (werkzeug ``make_server`` in a thread); yields its URL."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_port}"
+    srv.shutdown()
+    thread.join(10)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def chromium_page():
+    """A Playwright page in headless system Chromium (skipped when Chromium is not installed)."""
+    import shutil
+
+    if not shutil.which(CHROMIUM):
+        pytest.skip("chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        yield page
+        context.close()
+        browser.close()

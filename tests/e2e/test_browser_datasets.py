@@ -3,51 +3,17 @@ through the page, watch the background import finish, and see the counts, thumbn
 
 from __future__ import annotations
 
-import shutil
-import threading
 import zipfile
 
 import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 
-
-@pytest.fixture
-def server(app):
-    """The hub on a free loopback port (werkzeug make_server in a thread)."""
-    from werkzeug.serving import make_server
-
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-    thread.join(10)
-
-
-@pytest.fixture
-def page():
-    if not shutil.which(CHROMIUM):
-        pytest.skip("chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        context = browser.new_context()
-        pg = context.new_page()
-        pg.set_default_timeout(30_000)
-        yield pg
-        context.close()
-        browser.close()
-
-
-def test_login_import_sample_zip_and_see_counts(server, page, sample_zip):
+def test_login_import_sample_zip_and_see_counts(hub_server, chromium_page, sample_zip):
     from hub_helpers import ADMIN_PASSWORD
 
+    server, page = hub_server, chromium_page
     with zipfile.ZipFile(sample_zip) as zf:
         xml = [zf.read(n) for n in zf.namelist() if n.endswith(".xml")]
     expected_boxes = sum(x.count(b"<object>") for x in xml)
