@@ -166,7 +166,7 @@ def class_warnings(per_class: dict[str, dict], targets: list[str] = ()) -> list[
 
 def analyze(database, version_id: int, *, refresh: bool = False) -> dict:
     """A version's analysis: ``{"version", "images", "storage_bytes", "image_histograms", "gt", "pred",
-    "warnings", "cached", "elapsed_s"}`` (see the module docstring)."""
+    "targets", "warnings", "cached", "elapsed_s"}`` (see the module docstring)."""
     v = ds_store.require_ready(database, int(version_id))
     key = hashlib.sha1(json.dumps({"v": ANALYSIS_VERSION}).encode()).hexdigest()
     row = None if refresh else store.find_analysis(database, v["id"], key)
@@ -180,9 +180,13 @@ def analyze(database, version_id: int, *, refresh: bool = False) -> dict:
     else:
         result, elapsed, cached = row["result"], row["elapsed_s"], True
     targets = projects_store.get_project(database, v["project_id"]).get("targets") or []
+    ids = classes_store.ids_by_main_name(database)
+    positive = store.images_with_classes(database, v["id"], "gt", [ids[t] for t in targets if t in ids])
     return {
         "version": {"id": v["id"], "name": v["name"], "project_id": v["project_id"]},
         **result,
+        # positive / negative as training sees them: images with / without a box of a target class
+        "targets": {"classes": targets, "positive_images": positive, "negative_images": result["images"] - positive},
         "warnings": class_warnings(result["gt"]["per_class"], targets),
         "cached": cached,
         "elapsed_s": elapsed,

@@ -260,6 +260,17 @@ def classes_per_image(database: Database, version_id: int, kind: str) -> list[in
     ]
 
 
+def images_with_classes(database: Database, version_id: int, kind: str, class_ids: Sequence[int]) -> int:
+    """How many assets hold a box of ``kind`` of one of ``class_ids``."""
+    if not class_ids:
+        return 0
+    return database.db.execute(
+        "SELECT count(DISTINCT asset_sha1) FROM annotations WHERE version_id = ? AND kind = ? AND class_id IN "
+        f"({','.join('?' * len(class_ids))})",
+        [version_id, kind, *class_ids],
+    ).fetchone()[0]
+
+
 def find_analysis(database: Database, version_id: int, params_hash: str) -> dict | None:
     row = database.db.execute(
         "SELECT result, elapsed_s, created_at FROM version_analyses WHERE version_id = ? AND params_hash = ?",

@@ -52,6 +52,7 @@ def test_totals_and_histograms_of_a_hand_made_version(api, version):
     gt = a["gt"]
     assert gt["boxes"] == 6 and gt["avg_boxes_per_image"] == 1.5
     assert (gt["positive_images"], gt["negative_images"]) == (3, 1) and gt["positive_share"] == 0.75
+    assert a["targets"] == {"classes": ["cat", "dog", "bird"], "positive_images": 3, "negative_images": 1}
     assert gt["per_class"]["cat"] == {"boxes": 5, "images": 3, "negative_images": 1, "share": pytest.approx(5 / 6)}
     assert gt["per_class"]["dog"]["boxes"] == 1 and gt["per_class"]["dog"]["images"] == 1
     h = gt["histograms"]
