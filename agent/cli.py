@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from detkit.errors import YmirError
+from detkit.errors import BadInput, YmirError
 
 SECRETS = ("mqtt_password", "device_token", "http_token")
 
@@ -95,14 +95,23 @@ def run(config: str | None, device_id: str | None) -> None:
 @click.option("--backend", default=None, help="Runtime backend (default: the package's, else by file type).")
 @click.option("--threads", type=int, default=4, show_default=True, help="waitress worker threads.")
 @click.option("--token", envvar="YMIR_AGENT_HTTP_TOKEN", default="", help="Bearer token required by the API.")
-def serve(model: str, port: int, host: str, name: str | None, backend: str | None, threads: int, token: str) -> None:
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Runtime backend setting, repeatable (e.g. threads=1 for onnxruntime).")
+def serve(model: str, port: int, host: str, name: str | None, backend: str | None, threads: int, token: str,
+          options: tuple[str, ...]) -> None:
     """Serve one package or ONNX file over HTTP (no hub, no broker)."""
     from agent.models import ModelRegistry, ServedModel, load_detector
     from agent.server import HttpServer, create_app
 
     setup_logging("INFO")
+    config = {}
+    for opt in options:
+        key, sep, value = opt.partition("=")
+        if not sep or not key:
+            _fail(BadInput(f"--option {opt!r}: expected KEY=VALUE"))
+        config[key] = int(value) if value.lstrip("-").isdigit() else value
     try:
-        det = load_detector(model, backend=backend)
+        det = load_detector(model, backend=backend, **config)
     except YmirError as exc:
         _fail(exc)
     path = Path(model)

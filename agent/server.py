@@ -8,11 +8,14 @@ OIP routes answer errors as ``{"error": message}`` (what the protocol and its cl
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
@@ -164,22 +167,8 @@ def create_app(
     @app.post("/v2/models/<name>/infer")
     @app.post("/v2/models/<name>/versions/<version>/infer")
     def infer(name: str, version: str | None = None):
-        model = registry.ready_model(name, version)
-        if request.headers.get("Content-Encoding", "identity") not in ("identity", ""):
-            raise BadInput("compressed requests are not supported; send identity encoding")
-        req = parse_infer_request(request.get_data(cache=False), request.headers.get(HEADER))
-        t0 = time.perf_counter()
-        try:
-            outputs = model.detector.run(req.inputs)
-        except YmirError:
-            stats.observe(0.0, ok=False)
-            raise
-        except Exception as exc:  # a runtime error on valid-looking input: report it, keep serving
-            stats.observe(0.0, ok=False)
-            log.warning("model %s failed on a request: %s", name, exc)
-            raise BadInput(f"model {name!r} failed on this input: {exc}") from None
-        stats.observe(time.perf_counter() - t0)
-        body, headers = encode_infer_response(name, model.version, outputs, req)
+        body, headers = run_infer(registry, stats, name, version, request.get_data(cache=False),
+                                  request.headers.get(HEADER), request.headers.get("Content-Encoding"))
         return Response(body, status=200, headers=headers)
 
     # ---- detector routes ------------------------------------------------------------------
@@ -213,7 +202,74 @@ def create_app(
                 log.exception("prediction uplink failed")
         return jsonify(payload)
 
+    app.wsgi_app = _FastInfer(app.wsgi_app, registry, stats, token)
     return app
+
+
+def run_infer(registry: ModelRegistry, stats: Stats, name: str, version: str | None, body: bytes,
+              header_length: str | None, encoding: str | None) -> tuple[bytes, dict[str, str]]:
+    """One OIP ``/infer``: parse, run, encode; raises :class:`YmirError` kinds for the caller to render."""
+    model = registry.ready_model(name, version)
+    if encoding not in (None, "", "identity"):
+        raise BadInput("compressed requests are not supported; send identity encoding")
+    req = parse_infer_request(body, header_length)
+    t0 = time.perf_counter()
+    try:
+        outputs = model.detector.run(req.inputs)
+    except YmirError:
+        stats.observe(0.0, ok=False)
+        raise
+    except Exception as exc:  # a runtime error on valid-looking input: report it, keep serving
+        stats.observe(0.0, ok=False)
+        log.warning("model %s failed on a request: %s", name, exc)
+        raise BadInput(f"model {name!r} failed on this input: {exc}") from None
+    stats.observe(time.perf_counter() - t0)
+    return encode_infer_response(name, model.version, outputs, req)
+
+
+_INFER_PATH = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?/infer$")
+
+
+class _FastInfer:
+    """WSGI middleware answering ``POST .../infer`` with a Content-Length without Flask.
+
+    Inference requests are the hot path: routing, request objects and response objects cost
+    about 0.4 ms a call, a tenth of a small detector's run. Everything else (and chunked
+    bodies) goes to the Flask app; both call :func:`run_infer`, so behaviour is the same.
+    """
+
+    def __init__(self, inner, registry: ModelRegistry, stats: Stats, token: str):
+        self.inner, self.registry, self.stats = inner, registry, stats
+        self.auth = f"Bearer {token}".encode() if token else None
+
+    def __call__(self, environ, start_response):
+        match = _INFER_PATH.match(environ.get("PATH_INFO", ""))
+        length = environ.get("CONTENT_LENGTH")
+        if match is None or environ.get("REQUEST_METHOD") != "POST" or not length:
+            return self.inner(environ, start_response)
+        try:
+            if self.auth is not None and not hmac.compare_digest(
+                    environ.get("HTTP_AUTHORIZATION", "").encode(), self.auth):
+                raise Unauthorized("missing or wrong bearer token")
+            n = int(length)
+            if n > MAX_BODY:
+                raise YmirError(f"request body over {MAX_BODY} bytes", code="too_large", status=413)
+            body = environ["wsgi.input"].read(n)
+            out, headers = run_infer(self.registry, self.stats, match.group(1), match.group(2), body,
+                                     environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH"),
+                                     environ.get("HTTP_CONTENT_ENCODING"))
+            status = "200 OK"
+        except (YmirError, ValueError) as exc:
+            err = exc if isinstance(exc, YmirError) else BadInput(f"bad Content-Length {length!r}")
+            out = json.dumps({"error": err.message}).encode()
+            headers = {"Content-Type": "application/json"}
+            status = f"{err.status} {HTTPStatus(err.status).phrase}"
+        except Exception:
+            log.exception("inference failed")
+            out, headers, status = b'{"error": "internal error"}', {"Content-Type": "application/json"}, "500 Internal Server Error"
+        headers["Content-Length"] = str(len(out))
+        start_response(status, list(headers.items()))
+        return [out]
 
 
 class HttpServer:

@@ -109,7 +109,7 @@ def main() -> None:
     port = free_port()
     env = dict(os.environ)
     cmd = [sys.executable, "-m", "agent", "serve", str(model_path), "--port", str(port), "--name", "bench",
-           "--threads", str(args.server_threads)]
+           "--threads", str(args.server_threads), "--option", f"threads={args.threads}"]
     server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port)

@@ -126,3 +126,19 @@ def test_bearer_token_required_except_health(detector_onnx):
     assert client.get("/v2/models/tiny").status_code == 401
     assert client.get("/v2/models/tiny", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert client.get("/v2/models/tiny", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    req = {"inputs": [{"name": "images", "datatype": "FP32", "shape": [1, 3, 32, 32], "data": [0.5] * 3072}]}
+    r = client.post("/v2/models/tiny/infer", json=req)
+    assert r.status_code == 401 and set(r.get_json()) == {"error"}
+    r = client.post("/v2/models/tiny/infer", json=req, headers={"Authorization": "Bearer s3cret"})
+    assert r.status_code == 200 and {o["name"] for o in r.get_json()["outputs"]} == {"heatmap", "distances"}
+
+
+def test_chunked_infer_goes_through_flask_with_same_result(served):
+    server, _, _ = served
+    req = {"id": "c", "inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]}
+    body = json.dumps(req).encode()
+    plain = requests.post(f"{server.url}/v2/models/plain/infer", data=body).json()
+    chunked = requests.post(f"{server.url}/v2/models/plain/infer", data=iter([body[:10], body[10:]])).json()
+    assert plain == chunked and plain["outputs"][0]["data"] == [3.0, 5.0, 7.0, 9.0]
+    r = requests.post(f"{server.url}/v2/models/plain/infer", data=iter([b"{bad"]))
+    assert r.status_code == 400 and set(r.json()) == {"error"}
