@@ -53,11 +53,16 @@ def init(cli: CliContext, admin_password: str | None, admin_user: str, as_json: 
 @pass_cli
 def serve(cli: CliContext, host: str, port: int, threads: int) -> None:
     """Run the hub's web server (waitress)."""
+    import signal
+    import sys
+
     import waitress
 
     from hub import create_app
 
     app = create_app(cli.settings)
+    # SIGTERM stops like Ctrl-C: the finally below closes the runner and background work cleanly
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     click.echo(f"ymir hub on http://{host}:{port}  (workspace {cli.settings.home})")
     try:
         waitress.serve(app, host=host, port=port, threads=threads)

@@ -8,7 +8,7 @@ import re
 
 from flask import abort, flash, g, redirect, render_template, request, send_file, url_for
 
-from detkit.errors import BadInput
+from detkit.errors import BadInput, Forbidden
 from hub.datasets import ops, service
 from hub.store import assets as asset_store
 from hub.store import classes as class_store
@@ -182,7 +182,7 @@ def version_op(version_id: int):
 @form_action(lambda group_id: url_for("web.projects"))
 def set_public(group_id: int):
     if g.user["role"] != "admin":
-        raise BadInput("only administrators can mark datasets public")
+        raise Forbidden("only administrators can mark datasets public")
     grp = ds_store.set_group_public(database(), group_id, request.form.get("public", "1") == "1")
     flash(f"dataset {grp['name']} is now {'public' if grp['public'] else 'private'}", "ok")
     return redirect(url_for("web.project", project_id=grp["project_id"]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import abort, flash, g, redirect, render_template, request, session, url_for
 
+from detkit.errors import Unauthorized
 from hub import auth
 from hub.store import classes as class_store
 from hub.store import datasets as ds_store
@@ -21,8 +22,8 @@ def login():
             user = auth.verify_login(
                 database(), request.form.get("username", ""), request.form.get("password", "")
             )
-        except Exception as exc:  # Unauthorized: show the form again
-            error = getattr(exc, "message", "login failed")
+        except Unauthorized as exc:  # show the form again
+            error = exc.message
         else:
             auth.login_session(user)
             target = request.args.get("next") or ""

@@ -122,7 +122,9 @@ def test_dataset_import_show_ops_export(ready, tmp_path):
     assert split["train"]["dataset"] == "train-train"
     filt = run_json(home, "dataset", "filter", str(vid), "--classes-in", "circle")
     assert 0 < filt["images"] <= 8
-    merged = run_json(home, "dataset", "merge", str(split["train"]["version_id"]), str(split["val"]["version_id"]))
+    merged = run_json(
+        home, "dataset", "merge", str(split["train"]["version_id"]), str(split["val"]["version_id"])
+    )
     assert merged["images"] == 8 and merged["boxes"] == xml_boxes
     r = run(home, "dataset", "merge", str(vid), str(sample_out["version_id"]), ok=False)
     assert r.exit_code == 2 and "share 3 image(s)" in r.stderr
@@ -172,10 +174,65 @@ def test_users_and_tokens(ready):
 def test_console_script_runs(tmp_path):
     """The installed entry point (hub.cli:main) works as a separate process."""
     exe = [sys.executable, "-c", "from hub.cli import main; main()"]
-    r = subprocess.run([*exe, "--home", str(tmp_path / "w"), "init", "--admin-password", "secret-pass-1", "--json"],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [*exe, "--home", str(tmp_path / "w"), "init", "--admin-password", "secret-pass-1", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["created_admin"] is True
-    r = subprocess.run([*exe, "--home", str(tmp_path / "w"), "project", "show", "zzz"], capture_output=True, text=True,
-                       timeout=60)
+    r = subprocess.run(
+        [*exe, "--home", str(tmp_path / "w"), "project", "show", "zzz"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "not found" in r.stderr
+
+
+@pytest.mark.slow
+def test_serve_runs_waitress(ready):
+    """``ymir-hub serve`` answers health on its port and stops on SIGTERM."""
+    import os
+    import signal
+    import socket
+    import time
+
+    import requests
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "YMIR_RUN_JOBS": "0", "YMIR_FLEET": "0"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from hub.cli import main; main()",
+            "--home",
+            str(ready),
+            "serve",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None, proc.communicate()[1]
+                assert time.monotonic() < deadline, "server did not come up"
+                time.sleep(0.2)
+        assert r.json() == {"status": "ok"}
+        assert requests.get(f"http://127.0.0.1:{port}/api/v1/projects", timeout=5).status_code == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0  # a clean stop
