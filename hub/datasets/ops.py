@@ -341,7 +341,8 @@ def export_version(
     out = Path(out)
     assets_dir = ws.settings.assets_dir
     if fmt == "voc":
-        return export.export_voc_zip(records, assets_dir, out, progress=progress)
+        pred_meta = (v.get("report") or {}).get("pred_meta")
+        return export.export_voc_zip(records, assets_dir, out, pred_meta=pred_meta, progress=progress)
     if fmt == "coco":
         return export.export_coco(records, out, names, assets_dir=assets_dir, progress=progress)
     return export.export_yolo(records, assets_dir, out, names, progress=progress)

@@ -43,8 +43,14 @@ def test_projects_crud(api):
 
 
 def test_classes_api(api):
-    assert api.post("/api/v1/classes", json={"name": " Person ", "aliases": ["Human"]}).get_json()["name"] == "person"
-    assert api.post("/api/v1/classes/person/aliases", json={"alias": "MAN"}).get_json()["aliases"] == ["human", "man"]
+    assert (
+        api.post("/api/v1/classes", json={"name": " Person ", "aliases": ["Human"]}).get_json()["name"]
+        == "person"
+    )
+    assert api.post("/api/v1/classes/person/aliases", json={"alias": "MAN"}).get_json()["aliases"] == [
+        "human",
+        "man",
+    ]
     assert api.post("/api/v1/classes", json={"name": "man"}).status_code == 409
     assert api.get("/api/v1/classes/human").get_json()["name"] == "person"
     assert api.patch("/api/v1/classes/person", json={"name": "people"}).get_json()["name"] == "people"
@@ -56,7 +62,9 @@ def test_zip_upload_imports_in_background_with_report(api, sample_zip, workspace
     r = _upload(api, sample_zip, name="train")
     assert r.status_code == 202
     started = r.get_json()
-    assert started["state"] in ("importing", "ready") and started["poll"].endswith(f"/versions/{started['version_id']}")
+    assert started["state"] in ("importing", "ready") and started["poll"].endswith(
+        f"/versions/{started['version_id']}"
+    )
     v = wait_ready(api, started["version_id"])
     assert v["state"] == "ready", v.get("error")
     assert v["images"] == 12 and v["gt_boxes"] == _xml_boxes(sample_zip)
@@ -76,8 +84,11 @@ def test_zip_upload_imports_in_background_with_report(api, sample_zip, workspace
 
 def test_skipped_files_are_reported_with_reasons(api, tmp_path):
     _setup(api)
-    z = make_zip(tmp_path / "d.zip", {"a": [("circle", 1, 1, 20, 20)], "b": []},
-                 extra={"images/broken.jpg": b"not an image", "images/notes.txt": b"hello"})
+    z = make_zip(
+        tmp_path / "d.zip",
+        {"a": [("circle", 1, 1, 20, 20)], "b": []},
+        extra={"images/broken.jpg": b"not an image", "images/notes.txt": b"hello"},
+    )
     v = wait_ready(api, _upload(api, z).get_json()["version_id"])
     assert v["state"] == "ready" and v["images"] == 2
     skipped = {s["file"]: s["reason"] for s in v["report"]["skipped"]}
@@ -90,7 +101,9 @@ def test_unknown_classes_stop_leaves_a_failed_version_and_no_orphans(api, tmp_pa
     v = wait_ready(api, _upload(api, z).get_json()["version_id"])
     assert v["state"] == "failed" and "zebra" in v["error"] and v["images"] == 0
     db = workspace.database.db
-    assert db.execute("SELECT count(*) FROM version_assets WHERE version_id = ?", [v["id"]]).fetchone()[0] == 0
+    assert (
+        db.execute("SELECT count(*) FROM version_assets WHERE version_id = ?", [v["id"]]).fetchone()[0] == 0
+    )
     assert db.execute("SELECT count(*) FROM annotations WHERE version_id = ?", [v["id"]]).fetchone()[0] == 0
     files = [p for p in workspace.settings.assets_dir.rglob("*") if p.is_file()]
     assert files == [] and db.execute("SELECT count(*) FROM assets").fetchone()[0] == 0
@@ -121,17 +134,29 @@ def test_path_copy_and_public_sources(api, sample_zip, workspace):
     assert v["images"] == 12 and v["group_name"] == "set"
     r = api.post("/api/v1/projects/shapes/datasets/import", json={"source": "path", "value": "/etc"})
     assert r.status_code == 400 and "outside the sharing folder" in r.get_json()["error"]
-    copy = wait_ready(api, api.post("/api/v1/projects/shapes/datasets/import",
-                                    json={"source": "copy", "value": v["id"], "name": "copied"}).get_json()["version_id"])
+    copy = wait_ready(
+        api,
+        api.post(
+            "/api/v1/projects/shapes/datasets/import",
+            json={"source": "copy", "value": v["id"], "name": "copied"},
+        ).get_json()["version_id"],
+    )
     assert copy["images"] == 12 and copy["gt_boxes"] == v["gt_boxes"] and copy["parent_ids"] == [v["id"]]
     # public: refused until an admin marks the dataset public
     other = api.post("/api/v1/projects", json={"name": "other"}).get_json()
     r = api.post("/api/v1/projects/other/datasets/import", json={"source": "public", "value": v["id"]})
     assert r.status_code == 400 and "not a public dataset" in r.get_json()["error"]
-    assert api.post(f"/api/v1/datasets/{v['group_id']}/public", json={"public": True}).get_json()["public"] is True
+    assert (
+        api.post(f"/api/v1/datasets/{v['group_id']}/public", json={"public": True}).get_json()["public"]
+        is True
+    )
     assert [x["id"] for x in api.get("/api/v1/datasets/public").get_json()["versions"]] == [v["id"]]
-    pub = wait_ready(api, api.post("/api/v1/projects/other/datasets/import",
-                                   json={"source": "public", "value": v["id"]}).get_json()["version_id"])
+    pub = wait_ready(
+        api,
+        api.post(
+            "/api/v1/projects/other/datasets/import", json={"source": "public", "value": v["id"]}
+        ).get_json()["version_id"],
+    )
     assert pub["project_id"] == other["id"] and pub["images"] == 12
 
 
@@ -141,6 +166,35 @@ def test_bad_zip_fails_with_a_message(api, tmp_path):
     bad.write_bytes(b"PK\x03\x04 this is no zip")
     v = wait_ready(api, _upload(api, bad).get_json()["version_id"])
     assert v["state"] == "failed" and "zip" in v["error"]
-    r = api.post("/api/v1/projects/shapes/datasets/import",
-                 data={"file": (io.BytesIO(b"x"), "notes.txt")}, content_type="multipart/form-data")
+    r = api.post(
+        "/api/v1/projects/shapes/datasets/import",
+        data={"file": (io.BytesIO(b"x"), "notes.txt")},
+        content_type="multipart/form-data",
+    )
     assert r.status_code == 400 and ".zip" in r.get_json()["error"]
+
+
+def test_url_source(api, sample_zip, tmp_path):
+    """An http URL of a zip is downloaded and imported (a real local HTTP server)."""
+    import functools
+    import http.server
+    import threading
+
+    _setup(api)
+    shutil.copy(sample_zip, tmp_path / "remote.zip")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_port}/remote.zip"
+        r = api.post("/api/v1/projects/shapes/datasets/import", json={"source": "url", "value": url})
+        v = wait_ready(api, r.get_json()["version_id"])
+        assert v["state"] == "ready" and v["images"] == 12 and v["group_name"] == "remote"
+        missing = api.post(
+            "/api/v1/projects/shapes/datasets/import",
+            json={"source": "url", "value": url.replace("remote", "gone")},
+        )
+        failed = wait_ready(api, missing.get_json()["version_id"])
+        assert failed["state"] == "failed" and "404" in failed["error"]
+    finally:
+        srv.shutdown()

@@ -106,7 +106,9 @@ def test_split_covers_everything_once(ws, sample_zip):
     files = {k: set(_files(ws, v["id"])) for k, v in parts.items()}
     assert [len(files[k]) for k in ("train", "val", "test")] == [6, 3, 3]
     assert set().union(*files.values()) == set(_files(ws, src))
-    assert sum(v["gt_boxes"] for v in parts.values()) == ops.ds_store.get_version(ws.database, src)["gt_boxes"]
+    assert (
+        sum(v["gt_boxes"] for v in parts.values()) == ops.ds_store.get_version(ws.database, src)["gt_boxes"]
+    )
     again = ops.split_version(ws, src, ratios={"train": 0.5, "val": 0.25, "test": 0.25}, seed=1)
     assert set(_files(ws, again["train"]["id"])) == files["train"]
     assert parts["train"]["group_name"] == "sample-train"
@@ -139,7 +141,9 @@ def test_api_ops_and_export(api, ws, tagged):
     r = api.post(f"/api/v1/versions/{tagged}/split", json={"train": 0.5, "val": 0.5})
     assert {k: v["images"] for k, v in r.get_json().items()} == {"train": 2, "val": 2}
     sample_id = api.get("/api/v1/versions").get_json()["versions"]
-    r = api.post(f"/api/v1/versions/{tagged}/merge", json={"guests": [sample_id[-1]["id"]], "strategy": "host"})
+    r = api.post(
+        f"/api/v1/versions/{tagged}/merge", json={"guests": [sample_id[-1]["id"]], "strategy": "host"}
+    )
     assert r.status_code == 201 and r.get_json()["images"] == 4
     r = api.post(f"/api/v1/versions/{tagged}/merge", json={"guests": [sample_id[-1]["id"]]})
     assert r.status_code == 409 and r.get_json()["code"] == "conflict"
@@ -148,3 +152,30 @@ def test_api_ops_and_export(api, ws, tagged):
     r = api.get(f"/api/v1/versions/{tagged}/export?format=voc")
     assert r.status_code == 200 and r.data[:2] == b"PK"
     assert not list(ws.settings.exports_dir.glob("*"))  # temp export files are removed after sending
+
+
+def test_predictions_are_kept_drawn_and_exported(ws, tmp_path, client):
+    from detkit.annotations import Box, ImageAnnotation
+    from detkit.io.voc import to_voc
+
+    pred = ImageAnnotation(
+        filename="a.jpg",
+        width=64,
+        height=48,
+        boxes=[Box(2, 2, 30, 30, "square", confidence=0.75), Box(5, 5, 9, 9, "circle", confidence=0.5)],
+    )
+    z = make_zip(
+        tmp_path / "p.zip",
+        {"a": [("circle", 1, 1, 9, 9)]},
+        extra={"pred/a.xml": to_voc(pred), "pred/meta.yaml": b"model: demo-model\n"},
+    )
+    vid = _import(ws, z, "with-pred")
+    v = ops.ds_store.get_version(ws.database, vid)
+    assert v["gt_boxes"] == 1 and v["pred_boxes"] == 2
+    assert v["class_counts"]["pred"]["square"] == {"boxes": 1, "images": 1}
+    html = client.get(f"/versions/{vid}").get_data(as_text=True)
+    assert html.count('class="pred"') == 2 and "0.75" in html  # predictions drawn dashed, with confidence
+    out = ops.export_version(ws, vid, "voc", tmp_path / "e.zip")
+    with zipfile.ZipFile(out) as zf:
+        assert b"demo-model" in zf.read("pred/meta.yaml")
+        assert zf.read("pred/a.xml").count(b"<object>") == 2
