@@ -149,3 +149,19 @@ def test_operations_from_the_page(client, api, sample_zip):
     assert r.headers["Location"].endswith("/projects/1")
     r = _form(client, f"/versions/{vid}/op", op="sample", count="999")
     assert "more than the 12 images" in client.get(r.headers["Location"]).get_data(as_text=True)
+
+
+def test_an_import_in_progress_shows_a_polled_progress_bar(client, workspace, sample_zip):
+    from hub.datasets import service
+    from hub.store import datasets as ds_store
+
+    _form(client, "/projects", name="p")
+    v = service.start_import(workspace, "p", kind="zip", value=str(sample_zip), unknown="add")
+    ds_store.set_progress(workspace.database, v["id"], 0.4, "reading images")
+    html = client.get(f"/versions/{v['id']}").get_data(as_text=True)
+    assert '<progress id="progress" max="1" value="0.4">' in html and "40% reading images" in html
+    assert f'data-poll="/api/v1/versions/{v["id"]}"' in html
+    seen = []
+    service.run_import(workspace, v["id"], lambda done, total, message="": seen.append((done, total)))
+    assert seen[-1] == (12, 12) and len(seen) >= 2
+    assert 'id="count-images">12<' in client.get(f"/versions/{v['id']}").get_data(as_text=True)
