@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from hub.jobs.kinds import JobContext
 from hub.jobs.runner import Runner
+
+#: modules that register job kinds (``hub.jobs.kinds.register``) when imported
+KIND_MODULES = ["hub.training", "hub.diagnosis", "hub.analysis"]
+
+
+def load_kinds() -> None:
+    for name in KIND_MODULES:
+        importlib.import_module(name)
 
 
 def job_context(settings, database) -> JobContext:
@@ -18,8 +27,7 @@ def backend_key(settings) -> str:
 
 def build_runner(settings, database, *, only_jobs: set[str] | None = None, poll_interval: float = 0.5) -> Runner:
     """A runner with the configured backend (``local`` by default) and concurrency."""
-    import hub.training  # noqa: F401  (registers the train / infer / mine kinds)
-
+    load_kinds()
     return Runner(
         job_context(settings, database),
         backend_key=backend_key(settings),
