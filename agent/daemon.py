@@ -213,6 +213,11 @@ class Agent:
             except Unavailable as exc:
                 log.warning("deployment %s: %s; retrying in %.0fs", dep.name, exc.message, RETRY_DELAY)
                 self._retry_at = time.monotonic() + RETRY_DELAY
+                continue
+            served = self.registry.find(dep.name)
+            if (desired.revision != last and served is not None and served.revision == dep.revision
+                    and served.enabled != dep.enabled):  # a new document flips enabled at the same revision
+                self.store.set_enabled(dep.name, dep.enabled)
         wanted = {d.name for d in desired.deployments}
         for name in self.registry.names():
             if name not in wanted:

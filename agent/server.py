@@ -58,14 +58,15 @@ def _image_bytes() -> bytes:
 
 
 def detect_payload(model: ServedModel, image: bytes, conf: float, iou: float, max_det: int,
-                   mining_conf: float) -> tuple[dict, float]:
+                   mining_conf: float | None) -> tuple[dict, float]:
     """Run ``/v1/detect`` on one image: boxes >= ``conf`` plus uncertainty scores.
 
     Detection runs at ``min(conf, mining_conf)`` so boxes just below the threshold count in the
-    scores (greedy NMS keeps the same boxes above ``conf`` either way); returns (payload, seconds).
+    scores (greedy NMS keeps the same boxes above ``conf`` either way); ``mining_conf`` None (no
+    mining, as in ``ymir-agent serve``) scores the returned boxes only. Returns (payload, seconds).
     """
     t0 = time.perf_counter()
-    low = min(conf, mining_conf)
+    low = conf if mining_conf is None else min(conf, mining_conf)
     det = model.detector.detect(image, conf=low, iou=iou, max_det=max_det)[0]
     elapsed = time.perf_counter() - t0
     scores = scoring.image_scores(det.scores, threshold=conf)
@@ -83,7 +84,7 @@ def create_app(
     token: str = "",
     stats: Stats | None = None,
     on_detect: DetectObserver | None = None,
-    mining_conf: float = 0.05,
+    mining_conf: float | None = None,
     status: Callable[[], dict] | None = None,
 ) -> Flask:
     """The inference app. ``token``: bearer token required by every route but ``/v2/health/*``.

@@ -133,4 +133,10 @@ def test_garbage_duplicates_and_older_revisions_are_ignored(running, tmp_path):
     col.wait_for(lambda t, p: t.endswith("/cmd/result") and p["id"] == "ping")
     assert len(col.on("/reported")) == n  # nothing re-applied
     assert agent.registry.get("det").revision == 7
+    # a newer document disables the same deployment revision: served models answer 503
+    off = dict(doc, revision=8)
+    off["deployments"] = [dict(doc["deployments"][0], enabled=False)]
+    col.publish(topic("desired"), off, retain=True)
+    reported(col, "disabled", 7)
+    assert requests.post(f"{agent.http.url}/v1/detect?model=det", data=sample_jpeg()).status_code == 503
     assert requests.get(f"{agent.http.url}/v2/health/ready").status_code == 200
