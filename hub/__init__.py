@@ -47,8 +47,7 @@ def create_app(settings=None, *, create_workspace: bool = False):
     from hub import auth
     from hub.api import bp as api_bp
     from hub.config import load_settings
-    from hub.datasets.background import Background
-    from hub.datasets.service import recover_interrupted
+    from hub.datasets.background import Background, recover_interrupted
     from hub.errors import register_error_handlers
     from hub.fleet.service import start_fleet
     from hub.store.workspace import Workspace

@@ -7,7 +7,7 @@ from flask import g, jsonify, request, url_for
 from hub import auth
 from hub.api import bp
 from hub.api.util import body, database, get_field, state
-from hub.datasets import service
+from hub.datasets import background, service
 from hub.store import datasets as ds_store
 from hub.store import projects as project_store
 
@@ -33,7 +33,7 @@ def import_dataset(ref: str):
             "unknown": get_field(data, "unknown", str),
         }
         upload = None
-    version = service.import_request(state(), ref, fields, upload, user_id=g.user["id"])
+    version = background.import_request(state(), ref, fields, upload, user_id=g.user["id"])
     out = service.summary(ds_store.get_version(database(), version["id"]))
     out["poll"] = url_for("api.get_version", version_id=version["id"])
     return jsonify(out), 202

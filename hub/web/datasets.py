@@ -9,7 +9,7 @@ import re
 from flask import abort, flash, g, redirect, render_template, request, send_file, url_for
 
 from detkit.errors import BadInput, Forbidden
-from hub.datasets import ops, service
+from hub.datasets import background, ops
 from hub.store import assets as asset_store
 from hub.store import classes as class_store
 from hub.store import datasets as ds_store
@@ -50,7 +50,7 @@ def import_submit(project_id: int):
     upload = request.files.get("file") if kind == "zip" else None
     if kind == "zip" and (upload is None or not upload.filename):
         raise BadInput("choose a zip file to upload")
-    version = service.import_request(state(), project_id, fields, upload, user_id=g.user["id"])
+    version = background.import_request(state(), project_id, fields, upload, user_id=g.user["id"])
     return redirect(url_for("web.version", version_id=version["id"]))
 
 
