@@ -150,9 +150,19 @@ def dataset_list(cli: CliContext, project: str | None, as_json: bool) -> None:
 @pass_cli
 def dataset_export(cli: CliContext, version_id: int, fmt: str, out: str, as_json: bool) -> None:
     """Export a version as a VOC zip, COCO json or YOLO zip."""
+    from tqdm import tqdm
+
     from hub.datasets import ops
 
-    path = ops.export_version(cli.workspace, version_id, fmt, out)
+    with tqdm(total=0, unit="img", disable=as_json, leave=False) as bar:
+
+        def progress(done: int, total: int) -> None:
+            if bar.total != total:
+                bar.reset(total=total)
+            bar.n = done
+            bar.refresh()
+
+        path = ops.export_version(cli.workspace, version_id, fmt, out, progress=progress)
     emit({"version_id": version_id, "format": fmt, "out": str(path)}, as_json, f"wrote {path}")
 
 
