@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import socket
 import threading
 from collections.abc import Callable
@@ -26,45 +27,69 @@ log = logging.getLogger(__name__)
 
 
 class Background:
-    """Threads running long hub work; :meth:`close` waits for them a little, then lets them go."""
+    """A small fixed pool of worker threads running queued hub work, oldest first.
 
-    def __init__(self) -> None:
-        self._threads: set[threading.Thread] = set()
+    A fixed pool (not a thread per task) bounds the SQLite connections the work opens (one per
+    thread) and keeps imports from fighting over the CPU; a queued task's version says "queued".
+    """
+
+    def __init__(self, workers: int = 2) -> None:
+        self._queue: queue.Queue = queue.Queue()
+        self._workers: list[threading.Thread] = []
+        self._size = max(1, workers)
         self._lock = threading.Lock()
+        self._pending = 0
+        self._idle = threading.Condition(self._lock)
+        self._closed = False
 
-    def submit(self, name: str, fn: Callable[..., object], *args, **kwargs) -> threading.Thread:
-        """Start ``fn(*args, **kwargs)`` in a daemon thread; its errors are logged (the function records them)."""
-
-        def _run() -> None:
+    def _worker(self) -> None:
+        while True:
+            task = self._queue.get()
+            if task is None:
+                return
+            name, fn, args, kwargs = task
             try:
                 fn(*args, **kwargs)
             except Exception:  # the task has already recorded its failure in its row
                 log.debug("background task %s failed", name, exc_info=True)
             finally:
-                with self._lock:
-                    self._threads.discard(threading.current_thread())
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
 
-        thread = threading.Thread(target=_run, name=f"ymir-{name}", daemon=True)
+    def submit(self, name: str, fn: Callable[..., object], *args, **kwargs) -> None:
+        """Queue ``fn(*args, **kwargs)``; its errors are logged (the function records them)."""
         with self._lock:
-            self._threads.add(thread)
-        thread.start()
-        return thread
+            if self._closed:
+                raise RuntimeError("the hub is shutting down")
+            self._pending += 1
+            if len(self._workers) < self._size:
+                t = threading.Thread(target=self._worker, name=f"ymir-background-{len(self._workers)}", daemon=True)
+                self._workers.append(t)
+                t.start()
+        self._queue.put((name, fn, args, kwargs))
 
     def active(self) -> int:
+        """Tasks queued or running."""
         with self._lock:
-            return len(self._threads)
+            return self._pending
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait for every running task; True when none is left."""
-        with self._lock:
-            threads = list(self._threads)
-        for t in threads:
-            t.join(timeout)
-        return self.active() == 0
+        """Wait until every queued task is done; True when none is left."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
     def close(self, timeout: float = 5.0) -> None:
+        """Finish queued work (up to ``timeout``), then stop the workers."""
         if not self.wait(timeout):
             log.warning("%d background task(s) still running at shutdown", self.active())
+        with self._lock:
+            self._closed = True
+            workers = list(self._workers)
+        for _ in workers:
+            self._queue.put(None)
+        for t in workers:
+            t.join(0.5)
 
 
 def start_background_import(state, version: dict) -> None:
