@@ -58,6 +58,7 @@ class EmbeddedMosquitto:
     """A Mosquitto child process with a generated config (anonymous access on ``host:port``)."""
 
     kind = "mosquitto"
+    mqtt5 = True
 
     def __init__(self, folder: Path, host: str, port: int):
         self.folder = Path(folder)
@@ -107,9 +108,11 @@ class EmbeddedMosquitto:
 
 
 class EmbeddedAmqtt:
-    """An in-process amqtt broker on its own asyncio loop thread (demo only; see module doc)."""
+    """An in-process amqtt broker on its own asyncio loop thread (demo only; see module doc).
+    amqtt speaks MQTT 3.1.1 only: the hub's client falls back to 3.1.1 with it."""
 
     kind = "amqtt"
+    mqtt5 = False
 
     def __init__(self, host: str, port: int):
         self.host = host
@@ -134,7 +137,7 @@ class EmbeddedAmqtt:
                     "of anonymous sessions; use Mosquitto (or any broker via YMIR_MQTT_URL) for a real fleet")
         self._loop = asyncio.new_event_loop()
         config = {"listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
-                  "sys_interval": 0, "auth": {"allow-anonymous": True}}
+                  "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}}
         started = threading.Event()
 
         def run() -> None:
@@ -146,7 +149,7 @@ class EmbeddedAmqtt:
 
         self._thread = threading.Thread(target=run, name="amqtt-broker", daemon=True)
         self._thread.start()
-        if not started.wait(10) or not _wait_port(self.host, self.port, 5.0):
+        if not started.wait(10):
             raise Unavailable(f"embedded amqtt broker did not start on {self.host}:{self.port}")
         return self
 
@@ -181,7 +184,7 @@ Handler = Callable[[str, str, bytes], None]  # (device_id, kind, payload)
 class HubClient:
     """The hub's MQTT session: subscribes to every device's uplink topics, publishes desired/cmd."""
 
-    def __init__(self, url: str, prefix: str, client_id: str, on_message: Handler):
+    def __init__(self, url: str, prefix: str, client_id: str, on_message: Handler, mqtt5: bool = True):
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
@@ -192,7 +195,9 @@ class HubClient:
         self.connected = threading.Event()
         self.dropped_topics = 0
         self._mqtt = mqtt
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        self.mqtt5 = mqtt5
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=mqtt.MQTTv5 if mqtt5 else mqtt.MQTTv311, clean_session=None if mqtt5 else False)
         if u.username:
             self.client.username_pw_set(u.username, u.password)
         if u.scheme in ("mqtts", "ssl"):
@@ -207,9 +212,12 @@ class HubClient:
         from paho.mqtt.packettypes import PacketTypes
         from paho.mqtt.properties import Properties
 
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 3600  # queued QoS 1 uplinks survive a hub restart
-        self.client.connect_async(self.host, self.port, keepalive=30, clean_start=False, properties=props)
+        if self.mqtt5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 3600  # queued QoS 1 uplinks survive a hub restart
+            self.client.connect_async(self.host, self.port, keepalive=30, clean_start=False, properties=props)
+        else:  # MQTT 3.1.1: a persistent session is clean_session=False
+            self.client.connect_async(self.host, self.port, keepalive=30)
         self.client.loop_start()
         if wait and not self.connected.wait(wait):
             log.warning("broker %s:%s not reachable yet; the hub keeps trying", self.host, self.port)

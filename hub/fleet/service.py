@@ -46,7 +46,8 @@ class FleetService:
             self.url = self.broker.url
         home_id = hashlib.sha1(str(self.settings.home).encode()).hexdigest()[:10]
         self.ingest.start()
-        self.client = HubClient(self.url, self.prefix, f"ymir-hub-{home_id}", self.ingest.put).start()
+        self.client = HubClient(self.url, self.prefix, f"ymir-hub-{home_id}", self.ingest.put,
+                                mqtt5=getattr(self.broker, "mqtt5", True)).start()
         self._thread = threading.Thread(target=self._loop, name="fleet-rollout", daemon=True)
         self._thread.start()
         log.info("fleet: broker %s (%s), prefix %s", self.url, self.broker.kind if self.broker else "external",

@@ -18,6 +18,7 @@ for p in (TESTS, TESTS / "agent", TESTS / "hub"):
         sys.path.insert(0, str(p))
 
 from agent_helpers import CLASSES, INPUT_SIZE, make_detector_onnx, make_package_zip, sample_jpeg  # noqa: E402,F401
+from fixtures_mqtt import MOSQUITTO as MOSQUITTO_BIN  # noqa: E402,F401
 from fixtures_mqtt import Collector, free_port, wait_port  # noqa: E402,F401
 
 PREFIX = "ymir/v1"
@@ -75,7 +76,7 @@ class HubServer:
         self.server.server_close()
 
 
-def make_fleet_app(tmp_path: Path, broker_url: str, **overrides):
+def make_fleet_app(tmp_path: Path, broker_url: str | None, **overrides):
     """A fresh workspace (admin + classes + project ``edge``) and a hub app with its fleet on."""
     from hub import auth, create_app
     from hub.config import load_settings
