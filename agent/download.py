@@ -95,8 +95,10 @@ def download(
             if not size or have == size:
                 break
             last_error = f"connection closed at {have} of {size} bytes"
-        except (requests.ConnectionError, requests.Timeout, requests.HTTPError,
-                requests.exceptions.ChunkedEncodingError) as exc:
+        except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
+                requests.exceptions.InvalidURL) as exc:
+            raise BadModel(f"artifact url {url!r} is not usable: {exc}") from None
+        except requests.RequestException as exc:  # connection, timeout, 5xx, broken chunking: retry
             last_error = str(exc)
         log.warning("download %s attempt %d/%d: %s", url, attempt, attempts, last_error)
         time.sleep(min(2.0, 0.2 * attempt))

@@ -231,7 +231,7 @@ class ModelStore:
             except Unavailable as exc:
                 self.report(dep.name, dep.revision, "failed", exc.message, sha256=dep.sha256, retry=True)
                 raise
-            except (YmirError, OSError, zipfile.BadZipFile) as exc:
+            except Exception as exc:  # whatever broke, the old model keeps serving and the hub hears why
                 reason = exc.message if isinstance(exc, YmirError) else f"{type(exc).__name__}: {exc}"
                 log.error("deployment %s revision %d failed: %s", dep.name, dep.revision, reason)
                 self._dep_state(dep.name)["failed"] = dep.revision

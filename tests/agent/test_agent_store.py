@@ -134,3 +134,16 @@ def test_tensorrt_deploy_builds_on_device_or_fails_cleanly(tmp_path, hub):
     else:  # no TensorRT here: the reason names it, revision 1 keeps serving
         assert not ok and "tensorrt" in reports[-1][0][3].lower()
         assert registry.get("det").revision == 1
+
+
+def test_relative_url_without_hub_and_garbage_artifact_fail_with_reason(tmp_path, hub):
+    store, registry, reports = make_store(tmp_path, hub, hub_url="")
+    data = make_detector_onnx(tmp_path / "m.onnx").read_bytes()
+    d = dep(hub, data, 1)
+    rel = Deployment(name="det", revision=1, sha256=d.sha256, url=f"/api/v1/artifacts/{d.sha256}", size=d.size)
+    assert not store.apply(rel)
+    assert reports[-1][0][2] == "failed" and "not usable" in reports[-1][0][3]
+    store2, registry2, reports2 = make_store(tmp_path / "b", hub)
+    assert not store2.apply(dep(hub, b"this is not a model at all", 1))
+    assert reports2[-1][0][2] == "failed" and registry2.find("det") is None
+    assert not list((store2.slots / "det").iterdir())  # the half-made slot is gone
