@@ -99,7 +99,7 @@ class TrtSession:
         self._context = engine.create_execution_context()
         self._stream = _check(cudart.cudaStreamCreate(), "cudaStreamCreate")
         if config.profile:
-            self._context.set_optimization_profile_async(config.profile, self._stream)
+            self._context.set_optimization_profile_async(config.profile, int(self._stream))
         self._profile = config.profile
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         self._input_names = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
@@ -146,7 +146,7 @@ class TrtSession:
             out = np.empty(shape, dtype=info.dtype)
             ctx.set_tensor_address(info.name, self._buffer(info.name, max(out.nbytes, 1)))
             outs[info.name] = out
-        if not ctx.execute_async_v3(self._stream):
+        if not ctx.execute_async_v3(int(self._stream)):  # TensorRT takes the raw handle as an int
             raise Unavailable(f"backend {KEY}: execute_async_v3 failed")
         for name, out in outs.items():
             ptr = self._buffers[name][0]
