@@ -74,8 +74,9 @@ def accumulate_matched(
     out_r = out_area[rows][:, cfg_area]
     ign = on_ignored | (~dtm & out_r)
     tps = dtm & ~ign
-    fps = ~dtm & ~ign
-    inside = ~out_r
+    # matched rows inside the range that are not false positives (a false positive is never
+    # outside: outside and unmatched means ignored)
+    inside_not_fp = ~out_r & ~(~dtm & ~ign)
     row_bounds = np.searchsorted(rows, bounds)
     precision = -np.ones((n_cfg, n_rec, n_cls)) if with_precision else None
     recall = -np.ones((n_cfg, n_cls))
@@ -93,10 +94,10 @@ def accumulate_matched(
         tp = np.cumsum(tps[a:b, pick], axis=0, dtype=np.int64)
         r = rows[a:b]
         start = int(bounds[k])
-        # false positives up to each matched row: unmatched rows inside the area range
-        # (all inside rows so far minus the matched inside rows) plus matched false positives
+        # false positives up to each matched row: every kept row inside the area range so far
+        # (unmatched ones are false positives) minus the matched inside rows that are not
         inside_before = (in_cum[r + 1] - in_cum[start])[:, cfg_area][:, pick]
-        fp = inside_before - np.cumsum(inside[a:b, pick], axis=0) + np.cumsum(fps[a:b, pick], axis=0)
+        fp = inside_before - np.cumsum(inside_not_fp[a:b, pick], axis=0)
         rc = tp / npig[cfgs, k]
         recall[cfgs, k] = rc[-1]
         if with_precision:

@@ -215,3 +215,9 @@ def test_crowd_from_image_records():
     res = evaluate_coco([g], [d], [0])
     assert res.map50 == pytest.approx(1.0)
     assert res.map50_95 == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_mid_size_set_equals_pycocotools():
+    gt, results = synthetic_coco(400, 30, 100, seed=99, heavy_class_frac=0.02, crowd_frac=0.05)
+    assert_same(gt, results, full=True)
