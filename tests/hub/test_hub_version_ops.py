@@ -179,3 +179,20 @@ def test_predictions_are_kept_drawn_and_exported(ws, tmp_path, client):
     with zipfile.ZipFile(out) as zf:
         assert b"demo-model" in zf.read("pred/meta.yaml")
         assert zf.read("pred/a.xml").count(b"<object>") == 2
+
+
+def test_a_failure_after_ingest_removes_the_new_files(ws, sample_zip, tmp_path):
+    """The store step fails (too many images for this hub): no rows, no orphan asset files; shared files stay."""
+    from hub.store.workspace import Workspace
+
+    keep = _import(ws, make_zip(tmp_path / "k.zip", {"kept": []}), "kept")
+    before = sorted(p for p in ws.settings.assets_dir.rglob("*") if p.is_file())
+    small = Workspace(ws.settings.with_(max_images=2))
+    v = service.start_import(small, "p", kind="zip", value=str(sample_zip), unknown="add")
+    with pytest.raises(BadInput, match="exceed this hub's limit of 2"):
+        service.run_import(small, v["id"])
+    failed = ops.ds_store.get_version(ws.database, v["id"])
+    assert failed["state"] == "failed" and failed["images"] == 0
+    assert sorted(p for p in ws.settings.assets_dir.rglob("*") if p.is_file()) == before
+    assert ops.ds_store.get_version(ws.database, keep)["images"] == 1
+    small.close()
