@@ -96,6 +96,9 @@ class FleetService:
         payload = protocol.command(cid, action, deployment, **args)
         fleet_store.add_command(self.database, cid, device_id, action, deployment)
         if not self.client or not self.client.publish(device_id, "cmd", payload):
+            with self.database.write() as db:
+                fleet_store.write_command_results(db, [(0, "null", "not sent: broker unreachable", time.time(), cid,
+                                                        device_id)])
             raise Unavailable("the broker did not take the command (is it reachable?)")
         return cid
 

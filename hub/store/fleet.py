@@ -187,8 +187,9 @@ def write_presence(db, rows: list[tuple]) -> None:
 
 
 def write_seen(db, rows: list[tuple]) -> None:
-    """``(ts, device_id)``: any message proves the device is connected."""
-    db.conn.executemany("UPDATE devices SET online = 1, last_seen = max(coalesce(last_seen, 0), ?) WHERE id = ?", rows)
+    """``(ts, device_id)``: any message updates "last seen" (presence itself follows ``status``, whose
+    last will says offline: a late queued message must not bring a gone device back online)."""
+    db.conn.executemany("UPDATE devices SET last_seen = max(coalesce(last_seen, 0), ?) WHERE id = ?", rows)
 
 
 def write_reported(db, rows: list[tuple]) -> None:
