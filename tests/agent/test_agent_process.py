@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from agent_helpers import free_port, make_detector_onnx, make_plain_onnx, sample_jpeg
+from agent_helpers import free_port, make_detector_onnx, make_package_zip, make_plain_onnx, sample_jpeg
 from fixtures_mqtt import Collector, wait_port
 
 from agent import protocol
@@ -109,7 +109,8 @@ def test_killed_mid_download_restarts_on_previous_model(tmp_path, mosquitto, hub
 def test_broker_restart_outbox_drains_nothing_lost(tmp_path, mosquitto, hub):
     cfg, port = write_config(tmp_path, mosquitto, hub, uplink_batch_size=7)
     # a persistent subscriber: QoS 1 messages published while it reconnects are queued for it
-    col = Collector(mosquitto.url, [topic("predictions"), topic("reported")], client_id="hub-test", persistent=True)
+    col = Collector(mosquitto.url, [topic("predictions"), topic("reported"), topic("status")], client_id="hub-test",
+                    persistent=True)
     proc = spawn(cfg, tmp_path)
     try:
         deploy(col, hub, 1, make_detector_onnx(tmp_path / "a.onnx").read_bytes())
@@ -128,7 +129,9 @@ def test_broker_restart_outbox_drains_nothing_lost(tmp_path, mosquitto, hub):
         wait_port(port, timeout=20)
         for i in range(40, 45):
             assert requests.post(url, data=sample_jpeg(i), timeout=10).status_code == 200
+        restarted_at = time.time()
         mosquitto.start()  # the collector reconnects to its persisted session by itself
+        col.wait_for(lambda t, p: t.endswith("/status") and p.get("state") == "online" and p["ts"] >= restarted_at)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             ids = [r["id"] for b in col.on("/predictions") for r in b["records"]]
@@ -185,15 +188,22 @@ def test_serve_any_onnx_without_hub_or_broker(tmp_path):
         stop(proc)
 
 
-def test_serve_detector_with_name(tmp_path):
-    model = make_detector_onnx(tmp_path / "tiny.onnx")
+@pytest.mark.parametrize("kind", ["onnx", "package"])
+def test_serve_detector(tmp_path, kind):
+    if kind == "onnx":
+        model, extra, name = make_detector_onnx(tmp_path / "tiny.onnx"), ["--name", "cam"], "cam"
+    else:  # a package zip: the name comes from its manifest
+        model, extra, name = make_package_zip(tmp_path / "pkg", tmp_path / "det-v1.zip", version="4"), [], "tiny"
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "agent", "serve", str(model), "--port", str(port), "--name", "cam"],
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "serve", str(model), "--port", str(port), *extra],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port, timeout=20)
         r = requests.post(f"http://127.0.0.1:{port}/v1/detect", files={"image": ("a.jpg", sample_jpeg())})
-        assert r.status_code == 200 and r.json()["model"] == "cam"
-        assert [m["name"] for m in requests.get(f"http://127.0.0.1:{port}/v1/models").json()["models"]] == ["cam"]
+        assert r.status_code == 200 and r.json()["model"] == name
+        models = requests.get(f"http://127.0.0.1:{port}/v1/models").json()["models"]
+        assert [m["name"] for m in models] == [name]
+        if kind == "package":
+            assert models[0]["version"] == "4"
     finally:
         stop(proc)
