@@ -153,7 +153,8 @@ def run_training(env: Env, cfg: dict[str, Any], monitor: PhaseMonitor) -> dict:
     model = Detector(Arch(num_classes=len(class_names)))
     if cfg.get("pretrained_model_params"):
         _load_pretrained(env, model, cfg["pretrained_model_params"])
-    model.to(device).train()
+    # channels_last routes the depthwise convolutions to oneDNN on CPU: ~15% faster steps here
+    model.to(device=device, memory_format=torch.channels_last).train()
     log.info("model: %d parameters on %s, input %d, %d classes", count_parameters(model), device, size, len(class_names))
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
@@ -184,7 +185,7 @@ def run_training(env: Env, cfg: dict[str, Any], monitor: PhaseMonitor) -> dict:
                     pending = pool.submit(job, b + 1)
                 for group in opt.param_groups:
                     group["lr"] = cfg["learning_rate"] * _lr_factor(step, total_steps, warmup)
-                logits, distances = model(x.to(device))
+                logits, distances = model(x.to(device, memory_format=torch.channels_last))
                 loss, parts = detection_loss(logits, distances, tuple(t.to(device) for t in targets), STRIDE)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss is {float(loss)} at epoch {epoch} step {b}: lower learning_rate")
