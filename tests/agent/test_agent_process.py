@@ -101,6 +101,11 @@ def test_killed_mid_download_restarts_on_previous_model(tmp_path, mosquitto, hub
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         col.wait_for(lambda t, p: t.endswith("/status") and p.get("state") == "offline", start=n, timeout=15)
+        # persistent session: a command sent while the agent is down waits at the broker for it
+        col.publish(topic("cmd"), protocol.command("while-down", "collect_logs", lines=3))
+        proc = spawn(cfg, tmp_path)
+        res = col.wait_for(lambda t, p: t.endswith("/cmd/result") and p["id"] == "while-down", start=n, timeout=30)
+        assert res[1]["ok"] and len(res[1]["result"]["lines"]) == 3
     finally:
         stop(proc)
         col.close()
