@@ -1,10 +1,11 @@
 """Precision/recall accumulation with COCO's 101-point interpolation (pycocotools' ``accumulate``).
 
-Input: for every configuration (an IoU threshold under an area range) a row of TP and FP flags
-over detections already sorted the way pycocotools sorts them (class, score high first, image,
-rank). Output: interpolated precision at each recall threshold and the final recall, per class.
-The loop runs once per class; everything inside is vectorised over configurations and detections
-and performs the same floating-point operations as pycocotools, so the numbers are identical.
+Detections come sorted the way pycocotools sorts them (class, score high first, image, rank).
+Only matched detections carry per-configuration flags (configuration = IoU threshold x area
+range); all others are summarised by running counts per area range. Output: interpolated
+precision at each recall threshold and the final recall, per class. The loop runs once per
+class; everything inside is vectorised over configurations and detections and performs the same
+integer counts and floating-point operations as pycocotools, so the numbers are identical.
 """
 
 from __future__ import annotations

@@ -104,9 +104,10 @@ def label_boxes_multi(
     Returns ``{iou: [ImageLabels per image]}``; each threshold is an independent labelling.
     ``gt_ignore`` marks ground truth to ignore (crowd / difficult).
     """
-    classes = {int(c) for arr in list(gt_classes) + list(dt_classes) for c in np.asarray(arr).reshape(-1)}
+    parts = [np.asarray(a).reshape(-1) for a in list(gt_classes) + list(dt_classes)]
+    classes = np.unique(np.concatenate(parts)).astype(np.int64) if parts else np.zeros(0, np.int64)
     data = flat_from_lists(
-        gt_boxes, gt_classes, dt_boxes, dt_scores, dt_classes, sorted(classes), gt_difficult=gt_ignore
+        gt_boxes, gt_classes, dt_boxes, dt_scores, dt_classes, classes.tolist(), gt_difficult=gt_ignore
     )
     thrs = [float(t) for t in iou_thrs]
     flats = label_flat(data, thrs, conf_thr)
