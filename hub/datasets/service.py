@@ -122,20 +122,30 @@ def start_import(
 
 
 class _Throttled:
-    """Writes progress to the version row at most every ``interval`` seconds, and forwards it."""
+    """Writes progress to the version row at most every ``interval`` seconds, and forwards it.
+
+    Reading files is shown as 0-90%; the rows are stored in one transaction afterwards, whose
+    progress other connections could not see anyway, so that phase is only forwarded (CLI bar).
+    """
+
+    READ_SHARE = 0.9
 
     def __init__(self, ws: Workspace, version_id: int, forward: Progress | None, interval: float = 0.5):
         self.ws, self.version_id, self.forward, self.interval = ws, version_id, forward, interval
         self.last = 0.0
 
-    def __call__(self, done: int, total: int, message: str = "") -> None:
+    def __call__(self, done: int, total: int, message: str = "reading files") -> None:
         if self.forward:
             self.forward(done, total, message)
         now = time.monotonic()
         if now - self.last >= self.interval or (total and done >= total):
             self.last = now
-            frac = (done / total) if total else 0.0
-            ds_store.set_progress(self.ws.database, self.version_id, frac, message or f"{done}/{total}")
+            frac = self.READ_SHARE * (done / total) if total else 0.0
+            ds_store.set_progress(self.ws.database, self.version_id, frac, f"{message} {done}/{total}")
+
+    def storing(self, done: int, total: int) -> None:
+        if self.forward:
+            self.forward(done, total, "storing")
 
 
 def _report_dict(report) -> dict:
@@ -205,26 +215,27 @@ def _ingest_version(ws: Workspace, version: dict, progress: _Throttled) -> dict:
         if len(result.assets) > settings.max_images:
             raise BadInput(f"{len(result.assets)} images exceed this hub's limit of {settings.max_images}")
         added = list(report.get("added_classes") or [])
-        if added:
-            class_store.ensure_classes(ws.database, added)
-        names = class_store.name_map(ws.database)
-        ids = class_store.ids_by_main_name(ws.database)
-
-        def class_id_of(name: str) -> int | None:
-            try:
-                main = names.get(class_store.normalize(name))
-            except BadInput:
-                return None
-            return ids.get(main) if main else None
-
         total = len(result.assets)
         done = [0]
 
         def step(n: int) -> None:
             done[0] += n
-            progress(done[0], total, "storing")
+            progress.storing(done[0], total)
 
+        # one transaction: new classes, assets, membership, annotations, counts (all or nothing)
         with ws.database.write() as db:
+            if added:
+                class_store.ensure_classes(ws.database, added)
+            names = class_store.name_map(ws.database)
+            ids = class_store.ids_by_main_name(ws.database)
+
+            def class_id_of(name: str) -> int | None:
+                try:
+                    main = names.get(class_store.normalize(name))
+                except BadInput:
+                    return None
+                return ids.get(main) if main else None
+
             asset_store.insert_version_rows(db, version["id"], result.assets, class_id_of, step)
             ds_store.finish_version(db, version["id"], report)
         return report
