@@ -3,9 +3,6 @@ artifacts and edge captures (the last two authenticate with the DEVICE token).""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from flask import Response, current_app, g, jsonify, request, send_file
 
 from detkit.errors import BadInput, Forbidden, NotFound, Unauthorized, Unavailable
@@ -174,10 +171,7 @@ def upload_capture(device_id: str):
 
 
 def _algorithm(algorithm_id: int) -> dict:
-    algo = algo_store.get_algorithm(database(), algorithm_id)
-    if not algos.visible_to(algo, g.user):
-        raise NotFound(f"algorithm {algorithm_id} not found")
-    return algo
+    return algos.get_visible(database(), algorithm_id, g.user)
 
 
 @bp.get("/algorithms")
@@ -203,14 +197,10 @@ def publish_algorithm():
         upload = request.files.get("file")
         if upload is None:
             raise BadInput("multipart field 'file' (a model package zip) is required")
-        settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=settings.tmp_dir) as tmp:
-            path = Path(tmp) / "package.zip"
-            upload.save(path)
-            algo = algos.publish_package(
-                database(), settings, path, name=request.form.get("name") or None,
-                title=request.form.get("title", ""), description=request.form.get("description", ""),
-                project_id=_project_id(request.form.get("project")), owner_id=g.user["id"])
+        algo = algos.publish_upload(
+            database(), settings, upload, name=request.form.get("name") or None, title=request.form.get("title", ""),
+            description=request.form.get("description", ""), project_id=_project_id(request.form.get("project")),
+            owner_id=g.user["id"])
         return jsonify(algo), 201
     data = body()
     algo = algos.publish_model(database(), settings, get_field(data, "model_id", int, required=True),

@@ -24,7 +24,7 @@ from collections import OrderedDict
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from detkit.errors import BadInput, BadModel, Forbidden, TooLarge, Unavailable
+from detkit.errors import BadInput, BadModel, Forbidden, NotFound, TooLarge, Unavailable
 from detkit.package import pack, verify
 from hub.db import Database
 from hub.store import fleet_algorithms as algo_store
@@ -112,8 +112,27 @@ def publish_package(database: Database, settings, zip_path: Path, *, name: str |
                      project_id=project_id, model_id=None, stage="", owner_id=owner_id)
 
 
+def publish_upload(database: Database, settings, upload, *, name: str | None, title: str, description: str,
+                   project_id: int | None, owner_id: int | None) -> dict:
+    """:func:`publish_package` for an uploaded file (anything with ``save(path)``, e.g. a werkzeug upload)."""
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=settings.tmp_dir) as tmp:
+        path = Path(tmp) / "package.zip"
+        upload.save(path)
+        return publish_package(database, settings, path, name=name, title=title, description=description,
+                               project_id=project_id, owner_id=owner_id)
+
+
 def visible_to(algo: dict, user: dict | None) -> bool:
     return algo["visibility"] == "public" or user is None or user["role"] == "admin" or algo["owner_id"] == user["id"]
+
+
+def get_visible(database: Database, algorithm_id: int, user: dict | None) -> dict:
+    """The algorithm if ``user`` may see it (public, theirs, or an admin), else NotFound."""
+    algo = algo_store.get_algorithm(database, algorithm_id)
+    if not visible_to(algo, user):
+        raise NotFound(f"algorithm {algorithm_id} not found")
+    return algo
 
 
 def request_public(database: Database, algorithm_id: int, user: dict) -> dict:

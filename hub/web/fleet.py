@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import tempfile
-from pathlib import Path
 
 from flask import current_app, flash, g, redirect, render_template, request, session, url_for
 
@@ -140,16 +138,12 @@ def publish_algorithm_page():
     st = state()
     upload = request.files.get("file")
     if upload is not None and upload.filename:
-        st.settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=st.settings.tmp_dir) as tmp:
-            path = Path(tmp) / "package.zip"
-            upload.save(path)
-            project = request.form.get("project") or None
-            algo = algos.publish_package(
-                database(), st.settings, path, name=request.form.get("name") or None,
-                title=request.form.get("title", ""), description=request.form.get("description", ""),
-                project_id=project_store.find_project(database(), project)["id"] if project else None,
-                owner_id=g.user["id"])
+        project = request.form.get("project") or None
+        algo = algos.publish_upload(
+            database(), st.settings, upload, name=request.form.get("name") or None,
+            title=request.form.get("title", ""), description=request.form.get("description", ""),
+            project_id=project_store.find_project(database(), project)["id"] if project else None,
+            owner_id=g.user["id"])
     else:
         ref = request.form.get("model", "")
         model_id, _, stage = ref.partition(":")
@@ -163,10 +157,7 @@ def publish_algorithm_page():
 
 
 def _visible(algorithm_id: int) -> dict:
-    algo = algo_store.get_algorithm(database(), algorithm_id)
-    if not algos.visible_to(algo, g.user):
-        raise NotFound(f"algorithm {algorithm_id} not found")
-    return algo
+    return algos.get_visible(database(), algorithm_id, g.user)
 
 
 @bp.get("/deployment/algorithms/<int:algorithm_id>")
