@@ -225,3 +225,59 @@ def test_fleet_settings_are_validated():
     s = load_settings("/tmp/x", env={"YMIR_MQTT_URL": "mqtt://b:1883", "YMIR_PUBLIC_URL": "http://hub:8080/"})
     assert s.fleet_enabled and s.mqtt_url == "mqtt://b:1883" and s.public_url == "http://hub:8080"
     assert not load_settings("/tmp/x", env={}, testing=True).fleet_enabled
+
+
+def test_batches_wait_for_the_success_threshold(fleet_hub, mosquitto, tmp_path):
+    app, server, api = fleet_hub
+    for d in ("b1", "b2"):
+        api.ok(api.post("/api/v1/devices", json={"id": d, "tags": ["line"]}), 201)
+    algo = _publish_pkg(api, tmp_path)
+    devs = {d: Collector(mosquitto.url, [_topic(d, "desired")]) for d in ("b1", "b2")}
+    dep = api.ok(api.post("/api/v1/deployments", json={"algorithm_id": algo["id"], "target": "tag:line",
+                                                      "batch_percent": 50}), 201)
+    assert dep["batches"] == 2
+    _, doc = devs["b1"].wait_for(lambda t, p: isinstance(p, dict) and p["deployments"], 10)
+    time.sleep(1.5)  # b2 is in the second batch: nothing for it while b1 is not healthy
+    assert not any(isinstance(p, dict) and p["deployments"] for p in devs["b2"].on("/desired"))
+    rows = {r["device_id"]: r["state"] for r in api.ok(api.get(f"/api/v1/deployments/{dep['id']}"))["devices"]}
+    assert rows == {"b1": "sent", "b2": "pending"}
+    devs["b1"].publish(_topic("b1", "reported"), protocol.reported(1, "tiny", doc["deployments"][0]["revision"],
+                                                                   "healthy"))
+    _, doc2 = devs["b2"].wait_for(lambda t, p: isinstance(p, dict) and p["deployments"], 10)
+    devs["b2"].publish(_topic("b2", "reported"), protocol.reported(1, "tiny", doc2["deployments"][0]["revision"],
+                                                                   "healthy"))
+    wait_until(lambda: api.ok(api.get(f"/api/v1/deployments/{dep['id']}"))["state"] == "completed", 10,
+               what="completed")
+    for c in devs.values():
+        c.close()
+
+
+def test_a_deployment_written_without_a_fleet_is_sent_when_a_hub_server_starts(tmp_path, mosquitto):
+    """The CLI (no broker connection) writes the deployment; the next hub server with a fleet sends it."""
+    from fleet_helpers import Api, HubServer
+
+    from hub import create_app
+    from hub.config import load_settings
+    from hub.fleet import algorithms, deployments, devices
+    from hub.store.workspace import Workspace
+
+    app, token = make_fleet_app(tmp_path, mosquitto.url)
+    app.extensions["ymir"].close()
+    ws = Workspace.open(load_settings(tmp_path / "ws", env={}, testing=True))  # fleet off, like the CLI
+    devices.provision(ws.database, "late1")
+    algo = algorithms.publish_package(ws.database, ws.settings, package(tmp_path / "p"))
+    dep, _ = deployments.deploy(ws.database, algorithm_id=algo["id"], target="device:late1")
+    ws.close()
+    col = Collector(mosquitto.url, [_topic("late1", "desired")])
+    app2 = create_app(load_settings(tmp_path / "ws", env={}, testing=True, secret_key="test-secret",
+                                    fleet_enabled=True, mqtt_url=mosquitto.url, run_jobs=False))
+    server = HubServer(app2).start()
+    api = Api(server.url, token)
+    try:
+        col.wait_for(lambda t, p: isinstance(p, dict) and p["deployments"] and
+                     p["deployments"][0]["sha256"] == algo["sha256"], 15)
+        assert api.ok(api.get(f"/api/v1/deployments/{dep['id']}"))["devices"][0]["state"] == "sent"
+    finally:
+        col.close()
+        server.stop()
+        app2.extensions["ymir"].close()
