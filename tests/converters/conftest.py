@@ -16,9 +16,7 @@ from detkit.synth import write_sample_zip  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_onnx(request, tmp_path_factory) -> Path:
     """A trained contract ONNX detector (built once, then taken from pytest's cache folder)."""
-    cache = getattr(request.config, "cache", None)
-    folder = Path(cache.mkdir("ymir-tinydet")) if cache else tmp_path_factory.mktemp("tinydet")
-    return tinydet.cached(folder)
+    return tinydet.for_session(request, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -138,3 +138,9 @@ def cached(cache_dir: Path) -> Path:
         build(tmp)
         tmp.replace(path)
     return path
+
+
+def for_session(request, tmp_path_factory) -> Path:
+    """The cached model for a pytest session: pytest's cache folder, else a session temp folder."""
+    cache = getattr(request.config, "cache", None)
+    return cached(Path(cache.mkdir("ymir-tinydet")) if cache else tmp_path_factory.mktemp("tinydet"))

@@ -24,9 +24,7 @@ from detkit.synth import CLASSES, scenes  # noqa: E402
 
 @pytest.fixture(scope="module")
 def model(request, tmp_path_factory) -> Path:
-    cache = getattr(request.config, "cache", None)
-    folder = Path(cache.mkdir("ymir-tinydet")) if cache else tmp_path_factory.mktemp("tinydet")
-    return tinydet.cached(folder)
+    return tinydet.for_session(request, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
