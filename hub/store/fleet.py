@@ -195,12 +195,14 @@ def write_seen(db, rows: list[tuple]) -> None:
 def write_reported(db, rows: list[tuple]) -> None:
     """``(device_id, name, revision, state, reason, sha256, seq, ts)``; an older report (lower sequence
     number and earlier time) never overwrites a newer one. Call inside ``write()``."""
+    # WHERE EXISTS: a device removed a moment ago must not fail the whole batch on its foreign key
     db.conn.executemany(
         "INSERT INTO device_reported (device_id, name, revision, state, reason, sha256, seq, ts) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(device_id, name) DO UPDATE SET revision = excluded.revision, "
+        "SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM devices WHERE id = ?) "
+        "ON CONFLICT(device_id, name) DO UPDATE SET revision = excluded.revision, "
         "state = excluded.state, reason = excluded.reason, sha256 = excluded.sha256, seq = excluded.seq, "
         "ts = excluded.ts WHERE excluded.seq > device_reported.seq OR excluded.ts >= device_reported.ts",
-        rows)
+        [(*r, r[0]) for r in rows])
 
 
 def write_metrics(db, rows: list[tuple], summaries: list[tuple]) -> None:
@@ -208,7 +210,8 @@ def write_metrics(db, rows: list[tuple], summaries: list[tuple]) -> None:
     summary per device ``(metrics_json, device_id)``."""
     db.conn.executemany(
         "INSERT INTO device_metrics (device_id, ts, inferences, errors, p50_ms, p95_ms, outbox_depth, cpu_percent, "
-        "memory_mb) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        "memory_mb) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM devices WHERE id = ?)",
+        [(*r, r[0]) for r in rows])
     db.conn.executemany("UPDATE devices SET metrics = ? WHERE id = ?", summaries)
 
 
