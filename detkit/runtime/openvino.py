@@ -38,8 +38,9 @@ _OV_TYPES = {
 class Config:
     """OpenVINO settings.
 
-    ``precision_hint``: "" keeps OpenVINO's default (bf16 on CPUs with AMX / AVX512-BF16, else
-    f32), or ``f32``/``bf16``/``f16``. ``static_batches``: a model with a dynamic batch axis is
+    ``precision_hint``: "" runs an fp32 model in f32 (so "fp32" means fp32) and leaves fp16/int8
+    models to OpenVINO's default (bf16 on CPUs with AMX / AVX512-BF16, else f32); or force
+    ``f32``/``bf16``/``f16``. ``static_batches``: a model with a dynamic batch axis is
     also compiled with a static shape for each batch size it is run with (up to this many sizes;
     static shapes run markedly faster on CPU); 0 keeps only the dynamic compilation.
     """
@@ -104,8 +105,11 @@ class OvSession:
             props["INFERENCE_NUM_THREADS"] = int(config.threads)
         if config.streams:
             props["NUM_STREAMS"] = int(config.streams)
+        self.precision = _rt_str(model, RT_INFO_PRECISION) or _precision(model)
         if config.precision_hint:
             props["INFERENCE_PRECISION_HINT"] = config.precision_hint
+        elif self.precision == "fp32" and target == "CPU":
+            props["INFERENCE_PRECISION_HINT"] = "f32"
         self._core, self._model, self._target, self._props, self._path = core, model, target, props, model_path
         dynamic = self._compile(model)
         self.inputs = [_tensor_info(p) for p in dynamic[0].inputs]
@@ -115,7 +119,6 @@ class OvSession:
         self._max_static = config.static_batches if self._batch_only_dynamic() else 0
         self._compile_lock = threading.Lock()
         self.device = target
-        self.precision = _rt_str(model, RT_INFO_PRECISION) or _precision(model)
 
     def _compile(self, model) -> tuple:
         """(compiled model, infer request, lock): an InferRequest is not thread-safe."""
