@@ -14,7 +14,9 @@ Paths timed (median and p95 of ``--iters`` calls each, interleaved in rounds so 
 Without ``--model`` the built-in executor's detector (random weights, 3 classes) is exported at
 ``--size``. The goal is ``oip / run <= 1.10``. The load average is printed too: on a shared
 machine every extra thread wake-up of the HTTP path waits for a core, which the in-process call
-never does; p10 and min show the path without that wait.
+never does; p10 and min show the path without that wait, and the CPU time per call of this
+process (the client) and of the server process (from /proc) the work each path costs whatever
+the load.
 """
 
 from __future__ import annotations
@@ -77,6 +79,13 @@ def wait_port(port: int, timeout: float = 60.0) -> None:
         except OSError:
             time.sleep(0.1)
     raise TimeoutError(f"server on {port} did not come up")
+
+
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) the server process used so far, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stats(ms: list[float]) -> dict:
@@ -148,12 +157,16 @@ def main() -> None:
         times: dict[str, list[float]] = {k: [] for k in paths}
         rounds = 10
         per = max(1, args.iters // rounds)
+        cpu = {k: [0.0, 0.0] for k in paths}  # CPU seconds: [this process (client), the server process]
         for _ in range(rounds):
             for name, fn in paths.items():
+                c0, s0 = time.process_time(), server_cpu(server.pid)
                 for _ in range(per):
                     t0 = time.perf_counter()
                     fn()
                     times[name].append((time.perf_counter() - t0) * 1000)
+                cpu[name][0] += time.process_time() - c0
+                cpu[name][1] += server_cpu(server.pid) - s0
         client.close()
     finally:
         server.send_signal(signal.SIGTERM)
@@ -161,7 +174,9 @@ def main() -> None:
             server.wait(10)
         except subprocess.TimeoutExpired:
             server.kill()
-    results = {k: stats(v) for k, v in times.items()}
+    results = {k: stats(v) | {"cpu_client_ms_per_call": round(cpu[k][0] * 1000 / len(v), 3),
+                              "cpu_server_ms_per_call": round(cpu[k][1] * 1000 / len(v), 3)}
+               for k, v in times.items()}
     def ratio(a: str, b: str, key: str) -> float:
         return round(results[a][key] / results[b][key], 3)
 
