@@ -35,16 +35,12 @@ def test_coco_pair_iou_crowd_uses_detection_area():
 
 
 def reference_nms(boxes, scores, thr, classes=None):
+    """Textbook greedy NMS: walk boxes by score, keep one unless a kept box overlaps it > thr."""
     order = np.argsort(-scores, kind="stable")
+    iou = B.iou_matrix(boxes, boxes)
     keep = []
     for i in order:
-        ok = True
-        for j in keep:
-            same = classes is None or classes[i] == classes[j]
-            if same and B.iou_matrix(boxes[i : i + 1], boxes[j : j + 1])[0, 0] > thr:
-                ok = False
-                break
-        if ok:
+        if all(iou[i, j] <= thr or (classes is not None and classes[i] != classes[j]) for j in keep):
             keep.append(i)
     return np.array(keep, dtype=np.int64)
 
