@@ -135,6 +135,7 @@ def run(model: Path, work: Path, runs: int, threads: int, variants: list[str], c
         prepared[key] = _prepared(det, val)
         log.info("%s: %s", key, rows[key])
     rounds = 10
+    load_before = os.getloadavg()[0]  # other processes on the machine skew every latency figure
     for key, figures in interleaved_timing(prepared, rounds, max(1, runs // rounds)).items():
         rows[key].update(figures)
         prepared[key][0].close()
@@ -152,6 +153,7 @@ def run(model: Path, work: Path, runs: int, threads: int, variants: list[str], c
         goal = {"fastest_int8": k, "speedup_p50": r["speedup_p50"], "delta_mAP50": r["delta_mAP50"],
                 "met": r["speedup_p50"] >= 2.0 and r["delta_mAP50"] >= -1.0}
     return {"model": str(model), "cpu": cpu_name(), "cores": os.cpu_count(), "threads": threads, "runs": runs,
+            "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "validation_images": len(val), "calibration_images": len(cal), "variants": rows, "goal": goal}
 
 
