@@ -80,3 +80,13 @@ def test_nms_empty_and_mismatch():
     assert len(B.nms(np.zeros((0, 4)), np.zeros(0), 0.5)) == 0
     with pytest.raises(ValueError):
         B.nms(np.zeros((2, 4)), np.zeros(3), 0.5)
+
+
+def test_nms_hand_case_strictly_greater():
+    b = np.array([[0, 0, 10, 10], [0, 0, 10, 5], [1, 0, 11, 10], [50, 50, 60, 60]], dtype=float)
+    s = np.array([0.9, 0.8, 0.7, 0.6])
+    # box 1 overlaps box 0 by exactly 0.5 (kept at 0.5); box 2 by 0.82 (dropped)
+    assert B.nms(b, s, 0.5).tolist() == [0, 1, 3]
+    assert B.nms(b, s, 0.49).tolist() == [0, 3]
+    # per class: box 2 in another class survives
+    assert B.batched_nms(b, s, np.array([0, 0, 1, 0]), 0.5).tolist() == [0, 1, 2, 3]
