@@ -33,6 +33,7 @@ ENV_VARS = {
     "YMIR_MQTT_PREFIX": "MQTT topic prefix (default ymir/v1)",
     "YMIR_EMBEDDED_BROKER": "embedded broker kind when no URL: auto (mosquitto, else amqtt), mosquitto, amqtt",
     "YMIR_BROKER_LISTEN": "host:port the embedded broker listens on (default 127.0.0.1:1883; port 0: any free)",
+    "YMIR_BROKER_AUTH": "1/0: the embedded Mosquitto requires passwords (device id + device token) and per-device ACLs (default 0)",
     "YMIR_PUBLIC_URL": "the hub's URL as devices reach it, for artifact links (default: hub-relative links)",
     "YMIR_ROLLOUT_TIMEOUT_S": "seconds a device may stay downloading/verifying/loading before it is timed out (600)",
     "YMIR_CAPTURE_VERSION_FRAMES": "frames per edge-captures dataset version before a new one starts (1000)",
@@ -83,6 +84,7 @@ class Settings:
     mqtt_prefix: str = "ymir/v1"
     embedded_broker: str = "auto"
     broker_listen: str = "127.0.0.1:1883"
+    broker_auth: bool = False
     public_url: str | None = None
     rollout_timeout_s: int = 600
     capture_version_frames: int = 1000
@@ -200,6 +202,7 @@ def load_settings(home: str | Path | None = None, env: dict[str, str] | None = N
         "mqtt_prefix": env.get("YMIR_MQTT_PREFIX") or "ymir/v1",
         "embedded_broker": env.get("YMIR_EMBEDDED_BROKER") or "auto",
         "broker_listen": env.get("YMIR_BROKER_LISTEN") or "127.0.0.1:1883",
+        "broker_auth": _bool_env(env, "YMIR_BROKER_AUTH", False),
         "public_url": (env.get("YMIR_PUBLIC_URL") or "").rstrip("/") or None,
         "rollout_timeout_s": _int_env(env, "YMIR_ROLLOUT_TIMEOUT_S", 600),
         "capture_version_frames": _int_env(env, "YMIR_CAPTURE_VERSION_FRAMES", 1000),

@@ -30,6 +30,7 @@ from detkit.errors import Unavailable
 
 log = logging.getLogger(__name__)
 SUBSCRIBED = ("status", "reported", "metrics", "predictions", "cmd/result")
+HUB_USER = "ymir-hub"  # the hub's own broker user when the embedded Mosquitto requires passwords
 
 
 def _free_port(host: str) -> int:
@@ -60,16 +61,25 @@ class EmbeddedMosquitto:
     kind = "mosquitto"
     mqtt5 = True
 
-    def __init__(self, folder: Path, host: str, port: int):
+    def __init__(self, folder: Path, host: str, port: int, prefix: str = "", auth: bool = False):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.host = host
         self.port = port or _free_port(host)
         self.proc: subprocess.Popen | None = None
+        self.auth = auth
         user = "user root\n" if hasattr(os, "geteuid") and os.geteuid() == 0 else ""
+        access = "allow_anonymous true\n"
+        if auth:
+            self.passwd, acl = self.folder / "passwd", self.folder / "acl"
+            self.passwd.touch(mode=0o600)
+            # the hub reads and writes everything; a device only its own topics
+            acl.write_text(f"user {HUB_USER}\ntopic readwrite {prefix}/#\n\n"
+                           f"pattern readwrite {prefix}/devices/%u/#\n")
+            access = f"allow_anonymous false\npassword_file {self.passwd}\nacl_file {acl}\n"
         self.config = self.folder / "mosquitto.conf"
         self.config.write_text(
-            f"listener {self.port} {host}\nallow_anonymous true\n{user}"
+            f"listener {self.port} {host}\n{access}{user}"
             f"persistence true\npersistence_location {self.folder}/\nautosave_interval 10\n"
             "max_queued_messages 100000\nmax_inflight_messages 100\n"
             f"log_dest file {self.folder}/mosquitto.log\nlog_type error\nlog_type warning\nlog_type notice\n"
@@ -93,6 +103,16 @@ class EmbeddedMosquitto:
             raise Unavailable(f"embedded mosquitto did not start on {self.host}:{self.port}: {log_text}")
         log.info("embedded mosquitto on %s (pid %s)", self.url, self.proc.pid)
         return self
+
+    def set_passwords(self, entries: list[tuple[str, str]]) -> None:
+        """Rewrite the password file (``(user, mosquitto hash)``) and make Mosquitto reload it (SIGHUP)."""
+        tmp = self.passwd.with_name("passwd.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.writelines(f"{user}:{hashed}\n" for user, hashed in entries)
+        os.replace(tmp, self.passwd)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGHUP)
 
     def stop(self) -> None:
         if self.proc is None:
@@ -170,11 +190,15 @@ class EmbeddedAmqtt:
 
 
 def start_embedded(settings) -> EmbeddedMosquitto | EmbeddedAmqtt:
-    """Start the embedded broker ``settings.embedded_broker`` asks for (``auto``: mosquitto, else amqtt)."""
+    """The embedded broker ``settings.embedded_broker`` asks for (``auto``: mosquitto, else amqtt);
+    amqtt is started here, Mosquitto by the caller (with auth on, after its password file is written)."""
     host, _, port = settings.broker_listen.rpartition(":")
     kind = settings.embedded_broker
     if kind == "mosquitto" or (kind == "auto" and mosquitto_binary()):
-        return EmbeddedMosquitto(settings.cache_dir / "mosquitto", host, int(port)).start()
+        return EmbeddedMosquitto(settings.cache_dir / "mosquitto", host, int(port), settings.mqtt_prefix,
+                                 auth=settings.broker_auth)
+    if settings.broker_auth:
+        raise Unavailable("YMIR_BROKER_AUTH needs the embedded Mosquitto (amqtt cannot check device passwords here)")
     return EmbeddedAmqtt(host, int(port)).start()
 
 
@@ -184,7 +208,8 @@ Handler = Callable[[str, str, bytes], None]  # (device_id, kind, payload)
 class HubClient:
     """The hub's MQTT session: subscribes to every device's uplink topics, publishes desired/cmd."""
 
-    def __init__(self, url: str, prefix: str, client_id: str, on_message: Handler, mqtt5: bool = True):
+    def __init__(self, url: str, prefix: str, client_id: str, on_message: Handler, mqtt5: bool = True,
+                 username: str | None = None, password: str | None = None):
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
@@ -198,8 +223,8 @@ class HubClient:
         self.mqtt5 = mqtt5
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv5 if mqtt5 else mqtt.MQTTv311, clean_session=None if mqtt5 else False)
-        if u.username:
-            self.client.username_pw_set(u.username, u.password)
+        if username or u.username:
+            self.client.username_pw_set(username or u.username, password if username else u.password)
         if u.scheme in ("mqtts", "ssl"):
             self.client.tls_set()
         self.client.reconnect_delay_set(min_delay=1, max_delay=10)

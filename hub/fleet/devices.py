@@ -3,7 +3,10 @@ removal, and the summaries the device list shows."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
+import os
 import secrets
 
 from detkit.errors import Forbidden, Unauthorized
@@ -18,17 +21,26 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
+def mosquitto_hash(password: str) -> str:
+    """A Mosquitto 2 password-file hash (``$7$``: PBKDF2-SHA512, 101 rounds, 12-byte salt)."""
+    salt = os.urandom(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, 101)
+    return f"$7$101${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
 def provision(database: Database, device_id: str, name: str = "", tags: list[str] | None = None,
               project_id: int | None = None) -> dict:
-    """Create a device; the returned dict holds its ``token`` (the only time it is shown)."""
+    """Create a device; the returned dict holds its ``token`` (the only time it is shown). The hub keeps
+    its sha256 (HTTP) and a salted Mosquitto hash (MQTT passwords with ``YMIR_BROKER_AUTH``)."""
     token = new_token()
-    device = fleet_store.create_device(database, device_id, name, tags or [], token, project_id)
+    device = fleet_store.create_device(database, device_id, name, tags or [], token, project_id,
+                                       mosquitto_hash(token))
     return {**device, "token": token}
 
 
 def rotate_token(database: Database, device_id: str) -> dict:
     token = new_token()
-    fleet_store.set_token(database, device_id, token)
+    fleet_store.set_token(database, device_id, token, mosquitto_hash(token))
     return {"id": device_id, "token": token}
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 import threading
 import time
 import uuid
@@ -15,13 +16,15 @@ import uuid
 from agent import protocol
 from detkit.errors import Unavailable
 from hub.fleet import rollout
-from hub.fleet.broker import HubClient, start_embedded
+from hub.fleet.broker import HUB_USER, HubClient, start_embedded
+from hub.fleet.devices import mosquitto_hash
 from hub.fleet.ingest import Ingest
 from hub.store import fleet as fleet_store
 
 log = logging.getLogger(__name__)
 LOOP_INTERVAL = 0.5
 PRUNE_EVERY = 600.0
+AUTH_SYNC_EVERY = 1.0
 
 
 class FleetService:
@@ -39,15 +42,25 @@ class FleetService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.loop_errors = 0
+        self._hub_entry: tuple[str, str] | None = None
+        self._auth_sig: int | None = None
 
     def start(self) -> FleetService:
+        creds: dict = {}
         if not self.url:
             self.broker = start_embedded(self.settings)
+            if getattr(self.broker, "auth", False):
+                hub_password = secrets.token_urlsafe(24)  # new each start: only this process knows it
+                self._hub_entry = (HUB_USER, mosquitto_hash(hub_password))
+                self._sync_auth()
+                creds = {"username": HUB_USER, "password": hub_password}
+            if self.broker.kind == "mosquitto":
+                self.broker.start()
             self.url = self.broker.url
         home_id = hashlib.sha1(str(self.settings.home).encode()).hexdigest()[:10]
         self.ingest.start()
         self.client = HubClient(self.url, self.prefix, f"ymir-hub-{home_id}", self.ingest.put,
-                                mqtt5=getattr(self.broker, "mqtt5", True)).start()
+                                mqtt5=getattr(self.broker, "mqtt5", True), **creds).start()
         self._thread = threading.Thread(target=self._loop, name="fleet-rollout", daemon=True)
         self._thread.start()
         log.info("fleet: broker %s (%s), prefix %s", self.url, self.broker.kind if self.broker else "external",
@@ -65,12 +78,21 @@ class FleetService:
         if self.broker:
             self.broker.stop()
 
+    def _sync_auth(self) -> None:
+        """Keep the embedded Mosquitto's password file in step with the devices (provisioned, given a
+        new token or removed by the API, the pages or the CLI): rewritten and reloaded on change."""
+        entries = [self._hub_entry, *fleet_store.mqtt_credentials(self.database)]
+        sig = hash(tuple(entries))
+        if sig != self._auth_sig:
+            self.broker.set_passwords(entries)
+            self._auth_sig = sig
+
     def wake(self) -> None:
         """Run the rollout loop now (reports arrived, or a deployment was created)."""
         self._wake.set()
 
     def _loop(self) -> None:
-        last_prune = time.monotonic()
+        last_prune = last_auth = time.monotonic()
         while not self._stop.is_set():
             self._wake.wait(LOOP_INTERVAL)
             self._wake.clear()
@@ -79,6 +101,9 @@ class FleetService:
             try:
                 rollout.step(self.database, self._publish_desired if self.client.connected.is_set() else None,
                              timeout_s=self.settings.rollout_timeout_s, public_url=self.settings.public_url)
+                if self._hub_entry and time.monotonic() - last_auth > AUTH_SYNC_EVERY:
+                    last_auth = time.monotonic()
+                    self._sync_auth()
                 if time.monotonic() - last_prune > PRUNE_EVERY:
                     last_prune = time.monotonic()
                     fleet_store.prune_metrics(self.database)
@@ -110,6 +135,7 @@ class FleetService:
 
     def info(self) -> dict:
         return {"broker": self.url, "embedded": self.broker.kind if self.broker else None, "prefix": self.prefix,
+                "broker_auth": bool(self._hub_entry),
                 "connected": bool(self.client and self.client.connected.is_set()),
                 "ingest": dict(self.ingest.counters), "loop_errors": self.loop_errors}
 

@@ -31,6 +31,7 @@ def check_tags(tags: list[str]) -> list[str]:
 def _device(row: dict) -> dict:
     row = dict(row)
     row.pop("token_hash", None)
+    row.pop("mqtt_hash", None)
     row["tags"] = json.loads(row["tags"] or "[]")
     row["status"] = json.loads(row["status"] or "{}")
     row["metrics"] = json.loads(row["metrics"] or "{}")
@@ -39,7 +40,7 @@ def _device(row: dict) -> dict:
 
 
 def create_device(database: Database, device_id: str, name: str, tags: list[str], token: str,
-                  project_id: int | None = None) -> dict:
+                  project_id: int | None = None, mqtt_hash: str = "") -> dict:
     """Insert a device keeping only ``sha256(token)``; Conflict when the id is taken."""
     if not isinstance(device_id, str) or not DEVICE_ID.match(device_id):
         raise BadInput(f"device id {device_id!r}: 1-64 of letters, digits, '_', '.', '-' (starting alphanumeric)")
@@ -48,16 +49,24 @@ def create_device(database: Database, device_id: str, name: str, tags: list[str]
         if db.execute("SELECT 1 FROM devices WHERE id = ?", [device_id]).fetchone():
             raise Conflict(f"device {device_id!r} already exists")
         db.execute(
-            "INSERT INTO devices (id, name, tags, project_id, token_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            [device_id, name or device_id, json.dumps(tags), project_id, token_hash(token), time.time()],
+            "INSERT INTO devices (id, name, tags, project_id, token_hash, mqtt_hash, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [device_id, name or device_id, json.dumps(tags), project_id, token_hash(token), mqtt_hash, time.time()],
         )
     return get_device(database, device_id)
 
 
-def set_token(database: Database, device_id: str, token: str) -> None:
+def set_token(database: Database, device_id: str, token: str, mqtt_hash: str = "") -> None:
     get_device(database, device_id)
     with database.write() as db:
-        db.execute("UPDATE devices SET token_hash = ? WHERE id = ?", [token_hash(token), device_id])
+        db.execute("UPDATE devices SET token_hash = ?, mqtt_hash = ? WHERE id = ?",
+                   [token_hash(token), mqtt_hash, device_id])
+
+
+def mqtt_credentials(database: Database) -> list[tuple[str, str]]:
+    """``(device_id, mosquitto password hash)`` of every device that has one."""
+    return [tuple(r) for r in database.db.execute(
+        "SELECT id, mqtt_hash FROM devices WHERE mqtt_hash != '' ORDER BY id").fetchall()]
 
 
 def update_device(database: Database, device_id: str, *, name: str | None = None,

@@ -59,3 +59,67 @@ def test_embedded_broker_carries_uplinks_and_desired_states(tmp_path, kind):
             client.loop_stop()
         server.stop()
         app.extensions["ymir"].close()
+
+
+def _connack(url: str, user: str, password: str) -> tuple:
+    import threading
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    host, port = url.split("//")[1].split(":")
+    done, out = threading.Event(), []
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"ymir-agent-{user}", protocol=mqtt.MQTTv5)
+    c.username_pw_set(user, password)
+    c.on_connect = lambda cl, u, f, rc, p: (out.append(str(rc)), done.set())
+    c.connect(host, int(port))
+    c.loop_start()
+    done.wait(5)
+    return c, (out[0] if out else "no answer")
+
+
+def test_embedded_mosquitto_with_passwords_and_per_device_acls(tmp_path):
+    if MOSQUITTO_BIN is None:
+        pytest.skip("mosquitto not installed")
+    app, token = make_fleet_app(tmp_path, None, embedded_broker="mosquitto", broker_listen="127.0.0.1:0",
+                                broker_auth=True)
+    server = HubServer(app).start()
+    api = Api(server.url, token)
+    clients = []
+    try:
+        info = api.ok(api.get("/api/v1/fleet"))
+        assert info["broker_auth"] and "ymir-hub" not in info["broker"]  # no credentials shown
+        wait_until(lambda: api.ok(api.get("/api/v1/fleet"))["connected"], 10, what="hub connected with its password")
+        d1 = api.ok(api.post("/api/v1/devices", json={"id": "a1"}), 201)
+        api.ok(api.post("/api/v1/devices", json={"id": "a2"}), 201)
+        time.sleep(1.5)  # the password file follows the devices within a second
+
+        c, rc = _connack(info["broker"], "a1", "wrong-token")
+        clients.append(c)
+        assert rc == "Not authorized"
+        c, rc = _connack(info["broker"], "a1", d1["token"])
+        clients.append(c)
+        assert rc == "Success"
+        recs = [{"id": f"r{i}", "detections": []} for i in range(3)]
+        # a1 may publish as itself, not as a2 (the ACL drops it silently)
+        c.publish(protocol.topic("ymir/v1", "a2", "predictions"),
+                  protocol.encode(protocol.prediction_batch("a2", 1, recs)), 1).wait_for_publish(5)
+        c.publish(protocol.topic("ymir/v1", "a1", "predictions"),
+                  protocol.encode(protocol.prediction_batch("a1", 1, recs)), 1).wait_for_publish(5)
+        wait_until(lambda: api.ok(api.get("/api/v1/devices/a1/predictions"))["count"] == 3, 10, what="a1's records")
+        assert api.ok(api.get("/api/v1/devices/a2/predictions"))["count"] == 0
+
+        new = api.ok(api.post("/api/v1/devices/a1/token"))  # the old token stops working on the broker too
+        time.sleep(1.5)
+        c, rc = _connack(info["broker"], "a1", d1["token"])
+        clients.append(c)
+        assert rc == "Not authorized"
+        c, rc = _connack(info["broker"], "a1", new["token"])
+        clients.append(c)
+        assert rc == "Success"
+    finally:
+        for c in clients:
+            c.disconnect()
+            c.loop_stop()
+        server.stop()
+        app.extensions["ymir"].close()
