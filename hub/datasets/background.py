@@ -1,10 +1,10 @@
-"""Run dataset imports in the background of the hub process.
+"""Run dataset imports in the background: each one is an internal ``import`` job row.
 
-One small module on purpose: the hub's job runner (``hub/jobs``) can replace it by internal job
-rows by changing :func:`start_background_import` only. Until then a daemon thread per task runs
-the import; progress lands in the version row, so pages and the API poll the database, not this
-object. Also here: saving uploads, the request entry point shared by pages and API, and the
-start-up sweep of imports whose process died.
+:func:`start_background_import` queues the job; the hub's runner (or ``ymir-hub worker``) runs it,
+and progress lands in both the job row and the version row, so pages and the API poll the
+database. Also here: saving uploads, the request entry point shared by pages and API, and the
+start-up sweep of imports whose process died. :class:`Background` is a small thread pool for
+other short hub work.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from detkit.errors import BadInput
 from hub.config import Settings
 from hub.datasets import service
+from hub.jobs.kinds import InternalKind, register
 from hub.store import datasets as ds_store
 from hub.store.workspace import Workspace
 
@@ -92,9 +93,27 @@ class Background:
             t.join(0.5)
 
 
-def start_background_import(state, version: dict) -> None:
-    """Run ``run_import`` for ``version`` on the hub's background runner."""
-    state.background.submit(f"import-{version['id']}", service.run_import, state.workspace, version["id"])
+def start_background_import(state, version: dict) -> dict:
+    """Queue an internal ``import`` job for ``version``; returns the job row."""
+    from hub.store import jobs as jobs_store
+
+    return jobs_store.create_job(
+        state.database, kind="import", category="internal", params={"version_id": version["id"]},
+        project_id=version["project_id"], created_by=version.get("created_by"),
+        message=f"import into {version.get('group_name', 'dataset')} v{version.get('number', '')}",
+    )
+
+
+def _run_import_job(ctx, job: dict, progress) -> dict:
+    ws = Workspace.attach(ctx.settings, ctx.database)
+
+    def forward(done: int, total: int, message: str = "") -> None:
+        progress(done / total if total else 0.0, message)
+
+    return service.run_import(ws, job["params"]["version_id"], forward)
+
+
+register("import", InternalKind(run=_run_import_job))
 
 
 def save_upload(settings: Settings, storage) -> Path:

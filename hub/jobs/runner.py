@@ -271,11 +271,12 @@ class Runner:
 
         def progress(fraction: float, message: str = "") -> None:
             now = time.time()
+            if now - last[0] < 0.25 and fraction < 1.0:  # keep database traffic low on hot loops
+                return
+            last[0] = now
             if store.get_job(self.database, job_id)["cancel_requested"]:
                 raise Cancelled()
-            if now - last[0] > 0.25 or fraction >= 1.0:  # keep write traffic low on hot loops
-                last[0] = now
-                store.update_progress(self.database, job_id, max(0.0, min(1.0, fraction)), message or None)
+            store.update_progress(self.database, job_id, max(0.0, min(1.0, fraction)), message or None)
 
         def run() -> None:
             try:

@@ -37,5 +37,12 @@ class Workspace:
             raise NotFound(f"no workspace at {settings.home} (run: ymir-hub --home {settings.home} init)")
         return cls.create(settings)
 
+    @classmethod
+    def attach(cls, settings: Settings, database: Database) -> Workspace:
+        """A workspace over an already open database (job functions get one from their context)."""
+        ws = cls.__new__(cls)
+        ws.settings, ws.database = settings, database
+        return ws
+
     def close(self) -> None:
         self.database.close()

@@ -120,3 +120,31 @@ def test_local_backend_refuses_gpus_and_docker_only_images(ctx):
     req.gpu_count = 1
     with pytest.raises(BadInput, match="cannot assign GPUs"):
         backend.submit(req)
+
+
+def test_internal_jobs_report_progress_and_can_be_cancelled(ctx):
+    import threading
+
+    from hub.jobs.kinds import InternalKind, register
+
+    release = threading.Event()
+
+    def slow(ctx_, job, progress):
+        for i in range(1000):
+            progress(i / 1000, f"step {i}")
+            if release.wait(0.01):
+                return {"stopped_at": i}
+        return {"steps": 1000}
+
+    register("slow-internal", InternalKind(run=slow))
+    r = Runner(ctx, make_backend("local"), poll_interval=0.05)
+    job = store.create_job(ctx.database, kind="slow-internal", category="internal", params={})
+    r.start()
+    deadline = time.time() + 10
+    while store.get_job(ctx.database, job["id"])["progress"] == 0 and time.time() < deadline:
+        time.sleep(0.05)
+    assert 0 < store.get_job(ctx.database, job["id"])["progress"] < 1
+    store.request_cancel(ctx.database, job["id"])
+    final = r.wait(job["id"], timeout=10)
+    r.stop()
+    assert final["state"] == "cancelled"
