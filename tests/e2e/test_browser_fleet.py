@@ -49,6 +49,8 @@ def test_deploy_from_the_page_and_see_it_go_healthy(tmp_path, mosquitto):  # noq
         with playwright.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(f"{server.url}/login")
             page.fill("input[name=username]", "admin")
             page.fill("input[name=password]", "admin-pass-123")
@@ -66,6 +68,8 @@ def test_deploy_from_the_page_and_see_it_go_healthy(tmp_path, mosquitto):  # noq
             page.click("#rows a:has-text('Yard')")
             page.wait_for_selector("#algorithms tr[data-algorithm='tiny']")
             assert "healthy" in page.locator("#algorithms tr[data-algorithm='tiny']").inner_text()
+            assert page.locator("#metrics-chart").count() == 1
+            assert not errors, errors  # the rollout poller and the metrics chart ran without script errors
             browser.close()
     finally:
         if agent:
