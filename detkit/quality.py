@@ -23,24 +23,35 @@ CLIP_LOW, CLIP_HIGH = 4, 251
 WEIGHTS = (0.5, 0.25, 0.25)  # sharpness, exposure, contrast
 
 
+_LEVELS = np.arange(256, dtype=np.float64)
+
+
 def _downscale(grey: np.ndarray, side: int = 256) -> np.ndarray:
     factor = max(grey.shape) // side
     if factor <= 1:
         return grey
     h, w = (grey.shape[0] // factor) * factor, (grey.shape[1] // factor) * factor
-    return grey[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+    return grey[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3)).astype(np.uint8)
 
 
 def quality_parts(grey: np.ndarray) -> dict[str, float]:
     """The three parts of the score (each in [0, 1]) for a 2-D grey array (0..255)."""
     if grey.ndim != 2 or min(grey.shape) < 3:
         return {"sharpness": 0.0, "exposure": 0.0, "contrast": 0.0}
-    g = _downscale(grey).astype(np.float32)
-    lap = g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:] - 4.0 * g[1:-1, 1:-1]
-    sharpness = 1.0 - float(np.exp(-float(lap.var()) / SHARPNESS_SCALE))
-    clipped = float(np.count_nonzero((g <= CLIP_LOW) | (g >= CLIP_HIGH))) / g.size
+    g8 = np.ascontiguousarray(_downscale(np.asarray(grey, dtype=np.uint8)))
+    # exposure and contrast from one histogram pass (cheaper than several reductions on small images)
+    hist = np.bincount(g8.ravel(), minlength=256).astype(np.float64)
+    n = g8.size
+    mean = float(hist @ _LEVELS) / n
+    std = max(float(hist @ (_LEVELS * _LEVELS)) / n - mean * mean, 0.0) ** 0.5
+    clipped = float(hist[: CLIP_LOW + 1].sum() + hist[CLIP_HIGH:].sum()) / n
+    g = g8.astype(np.float32)
+    lap = (g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:] - 4.0 * g[1:-1, 1:-1]).ravel()
+    m = float(lap.sum()) / lap.size
+    lap_var = max(float(lap @ lap) / lap.size - m * m, 0.0)
+    sharpness = 1.0 - float(np.exp(-lap_var / SHARPNESS_SCALE))
     exposure = min(max(1.0 - 2.0 * clipped, 0.0), 1.0)
-    contrast = min(float(g.std()) / CONTRAST_SCALE, 1.0)
+    contrast = min(std / CONTRAST_SCALE, 1.0)
     return {"sharpness": sharpness, "exposure": exposure, "contrast": contrast}
 
 

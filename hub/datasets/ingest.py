@@ -7,8 +7,8 @@ Steps of :func:`ingest_dir`:
 2. resolve class names (``resolve_class``); with ``unknown="stop"`` raise
    :class:`UnknownClasses` listing every unknown name *before* any asset file is written;
 3. per image, in worker threads: read, verify by content (:mod:`detkit.imaging`), sha1, store
-   under ``assets_dir/<sha1[-2:]>/<sha1>`` (written to a temp name, then linked into place
-   atomically; an existing file is never rewritten), compute the quality score, clip boxes to the
+   under ``assets_dir/<sha1[-2:]>/<sha1>`` (written to a temp name, then ``os.replace``-d into
+   place; an existing file is never rewritten), compute the quality score, clip boxes to the
    image (zero-area boxes rejected; both listed in ``report.fixed``);
 4. keep the first of identical images, count the rest as duplicates.
 
@@ -20,11 +20,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import multiprocessing
 import os
-import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -34,16 +34,18 @@ from detkit.imaging import DecodedImage, decode_image
 from detkit.io.yolo import rows_to_annotation
 from detkit.quality import image_quality
 from hub.datasets.layout import Layout, Raw, SideAnnotations, find_layout, image_key, read_side
-from hub.datasets.sources import Limits, Source, open_source
+from hub.datasets.sources import DirTree, FileTree, Limits, Source, open_source, open_tree
 
 __all__ = [
-    "AssetRecord", "IngestReport", "IngestResult", "Limits", "Source", "ingest_dir", "open_source",
-    "asset_path", "store_asset",
+    "AssetRecord", "IngestReport", "IngestResult", "Limits", "Source", "ingest_dir", "ingest_source",
+    "open_source", "asset_path", "store_asset",
 ]
 
 log = logging.getLogger(__name__)
 
 UNKNOWN_STRATEGIES = ("stop", "ignore", "add")
+#: imports at least this big use worker processes (their start-up costs a fraction of a second)
+PROCESS_MIN_IMAGES = 1000
 _tmp_counter = itertools.count()
 
 
@@ -95,27 +97,34 @@ def asset_path(assets_dir: Path, sha1: str) -> Path:
     return Path(assets_dir) / sha1[-2:] / sha1
 
 
-def store_asset(assets_dir: Path, sha1: str, data: bytes) -> Path | None:
-    """Store ``data`` at :func:`asset_path` atomically; the path if this call created it, else None."""
-    final = asset_path(assets_dir, sha1)
-    if final.exists():
+def store_asset(assets_dir: Path, sha1: str, data: bytes, made_dirs: set[str] | None = None) -> Path | None:
+    """Store ``data`` at :func:`asset_path` atomically; the path if this call created it, else None.
+
+    Written to a temp name, then ``os.replace``-d into place: readers never see a partial file.
+    An asset that already exists is not rewritten. (Two imports racing on one new sha1 may both
+    report it created; the hub checks its rows before deleting such a file.) ``made_dirs`` caches
+    the shard folders already made, a hot-path saving on big imports.
+    """
+    folder = os.path.join(assets_dir, sha1[-2:])
+    final = os.path.join(folder, sha1)
+    if os.path.exists(final):
         return None
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{sha1}.{os.getpid()}.{next(_tmp_counter)}.tmp"
+    if made_dirs is None or folder not in made_dirs:
+        os.makedirs(folder, exist_ok=True)
+        if made_dirs is not None:
+            made_dirs.add(folder)
+    tmp = os.path.join(folder, f".{sha1}.{os.getpid()}.{next(_tmp_counter)}.tmp")
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
+        os.replace(tmp, final)
+    except BaseException:
         try:
-            os.link(tmp, final)  # atomic and never replaces an existing asset
-        except FileExistsError:
-            return None
-        except OSError:  # filesystems without hard links
-            if final.exists():
-                return None
-            os.replace(tmp, final)
-        return final
-    finally:
-        tmp.unlink(missing_ok=True)
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return Path(final)
 
 
 @dataclass
@@ -125,29 +134,32 @@ class _Outcome:
     skip_reason: str | None = None
     fixed: list[dict] = field(default_factory=list)
     ignored: Counter = field(default_factory=Counter)
+    created: Path | None = None  # the asset file this image newly created
+
+
+# (image relpath, tree ref, gt annotation, pred annotation, reason to skip before reading)
+_Item = tuple[str, object, Raw | None, Raw | None, str | None]
 
 
 class _Ingest:
-    """One ingest run's state (shared read-only by the workers, except ``created``)."""
+    """What a worker (thread or process) needs to turn one image into an asset; picklable."""
 
-    def __init__(self, layout: Layout, assets_dir: Path, class_map: dict[str, str | None], limits: Limits,
-                 gt: SideAnnotations | None, pred: SideAnnotations | None):
-        self.layout, self.assets_dir, self.class_map, self.limits = layout, assets_dir, class_map, limits
-        self.gt, self.pred = gt, pred
-        self.created: list[Path] = []
-        self._lock = threading.Lock()
+    def __init__(self, tree: FileTree, images_dir: str, assets_dir: Path, class_map: dict[str, str | None],
+                 limits: Limits):
+        self.tree, self.images_dir, self.assets_dir = tree, images_dir, assets_dir
+        self.class_map, self.limits = class_map, limits
+        self.made_dirs: set[str] = set()
 
-    def _annotation(self, side: SideAnnotations | None, key: str | None, rel: str, dec: DecodedImage,
+    def _annotation(self, raw: Raw | None, side: str, rel: str, dec: DecodedImage,
                     out: _Outcome) -> ImageAnnotation | None:
-        if side is None or key is None or key not in side.anns:
+        if raw is None:
             return None
-        raw: Raw = side.anns[key]
         if isinstance(raw, list):
             ann = rows_to_annotation(raw, dec.width, dec.height)
         else:
             ann = replace(raw, tags=dict(raw.tags))
         ann.filename, ann.width, ann.height = rel, dec.width, dec.height
-        ann.boxes = [b for b in (self._fix(b, i, dec, side.name, out) for i, b in enumerate(ann.boxes)) if b]
+        ann.boxes = [b for b in (self._fix(b, i, dec, side, out) for i, b in enumerate(ann.boxes)) if b]
         return ann
 
     def _fix(self, b: Box, i: int, dec: DecodedImage, side: str, out: _Outcome) -> Box | None:
@@ -167,22 +179,16 @@ class _Ingest:
         if (x1, y1, x2, y2) != (b.x1, b.y1, b.x2, b.y2):
             out.fixed.append({**where, "action": "clipped",
                               "reason": f"box {coords} of {b.name!r} reaches outside the {w}x{h} image"})
-        return replace(b, x1=x1, y1=y1, x2=x2, y2=y2, name=main, tags=dict(b.tags))
+        return Box(x1, y1, x2, y2, main, b.difficult, b.truncated, b.pose, b.confidence, b.box_quality, dict(b.tags))
 
-    def process(self, item: tuple[str, Path]) -> _Outcome:
-        """Verify, store and annotate one image (runs in a worker thread)."""
-        rel, path = item
-        out = _Outcome(rel=self.layout.rel(path))
-        key = image_key(rel)
-        gt_key = self.gt.lookup(key) if self.gt else None
-        pred_key = self.pred.lookup(key) if self.pred else None
-        for side, k in ((self.gt, gt_key), (self.pred, pred_key)):
-            if side is not None and k in side.bad:
-                out.skip_reason = f"its annotation {side.files[k]} is unusable: {side.bad[k]}"
-                return out
+    def process(self, item: _Item) -> _Outcome:
+        """Verify, store and annotate one image."""
+        rel, ref, gt_raw, pred_raw, skip = item
+        out = _Outcome(rel=f"{self.images_dir}/{rel}", skip_reason=skip)
+        if skip is not None:
+            return out
         try:
-            with open(path, "rb") as fh:
-                data = fh.read()
+            data = self.tree.read(ref)
             dec = decode_image(data, self.limits.max_image_pixels, where=out.rel)
         except BadInput as exc:
             out.skip_reason = exc.message
@@ -191,26 +197,67 @@ class _Ingest:
             out.skip_reason = f"unreadable ({exc.strerror or exc})"
             return out
         sha1 = hashlib.sha1(data).hexdigest()
-        created = store_asset(self.assets_dir, sha1, data)
-        if created is not None:
-            with self._lock:
-                self.created.append(created)
-        gt = self._annotation(self.gt, gt_key, rel, dec, out)
-        pred = self._annotation(self.pred, pred_key, rel, dec, out)
+        out.created = store_asset(self.assets_dir, sha1, data, self.made_dirs)
+        gt = self._annotation(gt_raw, "gt", rel, dec, out)
+        pred = self._annotation(pred_raw, "pred", rel, dec, out)
         quality = gt.image_quality if gt is not None and gt.image_quality is not None else image_quality(dec.grey)
         out.record = AssetRecord(sha1, dec.format, dec.width, dec.height, len(data), rel, quality, gt, pred)
         return out
 
 
-def _ordered(pool: ThreadPoolExecutor, fn: Callable, items: Iterable, window: int) -> Iterator:
-    """``pool.map`` with at most ``window`` tasks in flight (bounded memory on huge imports)."""
-    pending: deque[Future] = deque()
-    for item in items:
-        pending.append(pool.submit(fn, item))
-        if len(pending) >= window:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
+_WORKER: _Ingest | None = None  # set in each worker process by _init_worker
+
+
+def _init_worker(run: _Ingest) -> None:
+    global _WORKER
+    _WORKER = run
+
+
+def _run_chunk(run: _Ingest | None, items: list[_Item]) -> list[_Outcome]:
+    """Process a chunk; if it fails midway, delete what it created before raising."""
+    run = run or _WORKER
+    outs: list[_Outcome] = []
+    try:
+        for item in items:
+            outs.append(run.process(item))
+    except BaseException:
+        _remove([o.created for o in outs if o.created is not None])
+        raise
+    return outs
+
+
+def _items(layout: Layout, gt: SideAnnotations | None, pred: SideAnnotations | None) -> Iterator[_Item]:
+    """Each image with its matched annotations (or why it must be skipped) attached."""
+    for rel, ref in layout.images.items():
+        key = image_key(rel)
+        raws: list[Raw | None] = []
+        skip = None
+        for side in (gt, pred):
+            k = side.lookup(key) if side is not None else None
+            if k is not None and k in side.bad:
+                skip = skip or f"its annotation {side.files[k]} is unusable: {side.bad[k]}"
+            raws.append(side.anns.get(k) if k is not None else None)
+        yield rel, ref, raws[0], raws[1], skip
+
+
+def _chunks(items: Iterable[_Item], size: int) -> Iterator[list[_Item]]:
+    it = iter(items)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+def _make_pool(run: _Ingest, workers: int, images: int, processes: bool) -> Executor | None:
+    """No pool for one worker; processes when asked for big imports (most of the work holds the GIL)."""
+    if workers <= 1:
+        return None
+    if processes and images >= PROCESS_MIN_IMAGES:
+        try:
+            # forkserver: workers fork from a clean single-threaded server, never from the hub's threads
+            ctx = multiprocessing.get_context("forkserver")
+            return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(run,))
+        except (OSError, ValueError) as exc:
+            log.warning("no worker processes (%s); using threads", exc)
+    return ThreadPoolExecutor(workers, thread_name_prefix="ingest")
 
 
 def _class_map(sides: list[SideAnnotations], resolve_class: Callable[[str], str | None], unknown: str,
@@ -235,7 +282,9 @@ def _class_map(sides: list[SideAnnotations], resolve_class: Callable[[str], str 
 
 
 def _default_workers() -> int:
-    return min(4, (os.cpu_count() or 1) + 1)
+    # Decoding, hashing and file writes release the GIL; the rest does not, so more threads than
+    # cores only adds contention (measured with scripts/bench/import_voc.py).
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def ingest_dir(
@@ -247,64 +296,119 @@ def ingest_dir(
     limits: Limits | None = None,
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
+    processes: bool = False,
 ) -> IngestResult:
     """Import the dataset folder ``root`` into ``assets_dir`` (see the module docstring).
 
     ``resolve_class(name)`` gets a lower-cased, trimmed name and returns its main class name or
     None; ``unknown`` is ``stop`` | ``ignore`` | ``add``. ``progress(done, total)`` is called
-    every 2% of the images. Raises :class:`BadInput`, :class:`UnknownClasses`, :class:`TooLarge`.
+    every 2% of the images. ``workers`` threads share the image work (default: one per core);
+    ``processes=True`` uses that many worker processes instead for imports of at least
+    :data:`PROCESS_MIN_IMAGES` images (forkserver: the calling program's main module must be
+    import-safe, i.e. guarded by ``if __name__ == "__main__"``, as console scripts are).
+    Raises :class:`BadInput`, :class:`UnknownClasses`, :class:`TooLarge`.
     """
+    return ingest_tree(DirTree(Path(root)), assets_dir=assets_dir, resolve_class=resolve_class, unknown=unknown,
+                       limits=limits, progress=progress, workers=workers, processes=processes)
+
+
+def ingest_source(
+    source: Source,
+    *,
+    sharing_dir: Path,
+    tmp_dir: Path,
+    assets_dir: Path,
+    resolve_class: Callable[[str], str | None],
+    unknown: str = "stop",
+    limits: Limits | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+    processes: bool = False,
+) -> IngestResult:
+    """``open_source`` + ``ingest_dir`` in one call, reading archives in place (no extraction).
+
+    Same checks, limits, errors and result as the two-step form; faster (no temporary copy of every
+    file) and needs no temporary disk space for zips. ``tmp_dir`` is only used for URL downloads.
+    """
+    limits = limits or Limits()
+    with open_tree(source, sharing_dir=sharing_dir, tmp_dir=tmp_dir, limits=limits) as tree:
+        return ingest_tree(tree, assets_dir=assets_dir, resolve_class=resolve_class, unknown=unknown,
+                           limits=limits, progress=progress, workers=workers, processes=processes)
+
+
+def ingest_tree(
+    tree: FileTree,
+    *,
+    assets_dir: Path,
+    resolve_class: Callable[[str], str | None],
+    unknown: str = "stop",
+    limits: Limits | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+    processes: bool = False,
+) -> IngestResult:
+    """The engine behind :func:`ingest_dir` and :func:`ingest_source`, on a listed file tree."""
     if unknown not in UNKNOWN_STRATEGIES:
         raise BadInput(f"unknown-class strategy {unknown!r} is not one of {', '.join(UNKNOWN_STRATEGIES)}")
     limits = limits or Limits()
     workers = workers or _default_workers()
-    layout = find_layout(Path(root))
+    layout = find_layout(tree)
     if len(layout.images) > limits.max_files:
         raise TooLarge(f"{len(layout.images)} images exceed the limit of {limits.max_files} files")
     report = IngestReport(format=layout.format, skipped=list(layout.skipped))
-    gt = read_side(layout.gt, layout, "gt", workers=workers) if layout.gt and layout.gt.format != "none" else None
+    # XML/label parsing holds the GIL: one thread parses fastest
+    gt = read_side(layout.gt, tree, "gt") if layout.gt and layout.gt.format != "none" else None
     pred = None
     if layout.pred is not None:
-        pred = read_side(layout.pred, layout, "pred", gt=gt, workers=workers)
-        report.pred_meta = pred.meta if pred.meta is not None else None
+        pred = read_side(layout.pred, tree, "pred", gt=gt)
+        report.pred_meta = pred.meta
     for part in (layout.gt, layout.pred):
         for rel in part.others if part else []:
-            report.skipped.append({"file": layout.rel(part.dir / rel),
+            report.skipped.append({"file": part.where(rel),
                                    "reason": f"not a {part.format} annotation file"
                                    if part.format != "none" else "no annotation format recognised"})
     sides = [s for s in (gt, pred) if s is not None]
     class_map = _class_map(sides, resolve_class, unknown, report)
     _report_orphans(sides, layout, report)
 
-    run = _Ingest(layout, Path(assets_dir), class_map, limits, gt, pred)
+    run = _Ingest(tree, layout.images_dir, Path(assets_dir), class_map, limits)
     total = len(layout.images)
     step = max(1, total // 50)
     seen: dict[str, str] = {}
     assets: list[AssetRecord] = []
+    created: list[Path] = []
     boxes, pred_boxes, ignored = Counter(), Counter(), Counter()
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="ingest")
+    pool = _make_pool(run, workers, total, processes)
+    chunk_size = max(1, min(64, total // (workers * 8) or 1))
+    pending: deque[Future] = deque()
+    done = 0
     try:
-        for done, out in enumerate(_ordered(pool, run.process, layout.images.items(), workers * 16), start=1):
-            report.fixed.extend(out.fixed)
-            ignored.update(out.ignored)
-            rec = out.record
-            if out.skip_reason is not None:
-                report.skipped.append({"file": out.rel, "reason": out.skip_reason})
-            elif rec.sha1 in seen:
-                report.duplicates += 1
-                report.skipped.append({"file": out.rel, "reason": f"duplicate of {seen[rec.sha1]}"})
+        chunks = _chunks(_items(layout, gt, pred), chunk_size)
+        while True:
+            if pool is None:
+                outs = next((_run_chunk(run, c) for c in chunks), None)
             else:
-                seen[rec.sha1] = out.rel
-                assets.append(rec)
-                boxes.update(b.name for b in (rec.gt.boxes if rec.gt else ()))
-                pred_boxes.update(b.name for b in (rec.pred.boxes if rec.pred else ()))
-            if progress is not None and (done % step == 0 or done == total):
-                progress(done, total)
+                for c in itertools.islice(chunks, max(0, workers * 4 - len(pending))):
+                    pending.append(pool.submit(_run_chunk, None if isinstance(pool, ProcessPoolExecutor) else run, c))
+                outs = pending.popleft().result() if pending else None
+            if outs is None:
+                break
+            created.extend(o.created for o in outs if o.created is not None)
+            for out in outs:
+                done += 1
+                _collect(out, report, seen, assets, boxes, pred_boxes, ignored)
+                if progress is not None and (done % step == 0 or done == total):
+                    progress(done, total)
     except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        _remove(run.created)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+            for f in pending:
+                if f.done() and not f.cancelled() and f.exception() is None:
+                    created.extend(o.created for o in f.result() if o.created is not None)
+        _remove(created)
         raise
-    pool.shutdown(wait=True)
+    if pool is not None:
+        pool.shutdown(wait=True)
     if progress is not None and total == 0:
         progress(0, 0)
     report.images = len(assets)
@@ -312,8 +416,26 @@ def ingest_dir(
     report.pred_boxes_per_class = dict(sorted(pred_boxes.items()))
     report.ignored_boxes = dict(sorted(ignored.items()))
     log.info("ingested %d images (%d skipped, %d duplicates, %d new files) from %s",
-             report.images, len(report.skipped), report.duplicates, len(run.created), root)
-    return IngestResult(assets=assets, report=report, created_files=list(run.created))
+             report.images, len(report.skipped), report.duplicates, len(created), tree.label)
+    return IngestResult(assets=assets, report=report, created_files=created)
+
+
+def _collect(out: _Outcome, report: IngestReport, seen: dict[str, str], assets: list[AssetRecord],
+             boxes: Counter, pred_boxes: Counter, ignored: Counter) -> None:
+    """Fold one image's outcome into the report (in image order: the first of identical images wins)."""
+    report.fixed.extend(out.fixed)
+    ignored.update(out.ignored)
+    rec = out.record
+    if out.skip_reason is not None:
+        report.skipped.append({"file": out.rel, "reason": out.skip_reason})
+    elif rec.sha1 in seen:
+        report.duplicates += 1
+        report.skipped.append({"file": out.rel, "reason": f"duplicate of {seen[rec.sha1]}"})
+    else:
+        seen[rec.sha1] = out.rel
+        assets.append(rec)
+        boxes.update(b.name for b in (rec.gt.boxes if rec.gt else ()))
+        pred_boxes.update(b.name for b in (rec.pred.boxes if rec.pred else ()))
 
 
 def _report_orphans(sides: list[SideAnnotations], layout: Layout, report: IngestReport) -> None:
@@ -323,11 +445,11 @@ def _report_orphans(sides: list[SideAnnotations], layout: Layout, report: Ingest
         matched = {side.lookup(k) for k in keys}
         for key in list(side.anns) + list(side.bad):
             if key not in matched:
-                reason = side.bad.get(key) or f"no image for {key!r} in {layout.rel(layout.images_dir)}/"
+                reason = side.bad.get(key) or f"no image for {key!r} in {layout.images_dir}/"
                 report.skipped.append({"file": side.files[key], "reason": reason})
 
 
-def _remove(paths: list[Path]) -> None:
+def _remove(paths: Iterable[Path]) -> None:
     for p in paths:
         try:
             p.unlink()

@@ -8,19 +8,18 @@ Accepted (at the root, or inside one top folder; folder names are case-insensiti
                                    (in gt/ or at the dataset root)
     pred/ | predictions/           optional predictions in the same formats, plus meta.yaml
 
-Files are listed without following symlinks out of the dataset: a symlink whose target lies
-outside the dataset folder is reported as skipped, never read. Annotations are matched to images
+The dataset is seen as a flat listing of relative paths (:class:`~hub.datasets.sources.DirTree`
+for a folder, where symlinks leading out are skipped and never read, or
+:class:`~hub.datasets.sources.ZipTree` for an archive read in place). Annotations are matched to images
 by relative path without extension (``gt/a/b.xml`` <-> ``images/a/b.jpg``), falling back to the
 bare file stem when that stem is unique; COCO by ``file_name`` the same way.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
 
 import yaml
 
@@ -29,6 +28,7 @@ from detkit.errors import BadInput
 from detkit.io.coco import CocoFile, read_coco, read_coco_predictions
 from detkit.io.voc import parse_voc
 from detkit.io.yolo import YoloRow, parse_yolo, read_class_names
+from hub.datasets.sources import FileTree
 
 IMAGES_DIRS = ("images", "jpegimages")
 GT_DIRS = ("gt", "annotations", "labels")
@@ -42,22 +42,27 @@ IGNORED = ("__MACOSX",)
 class Part:
     """The annotation files of one side (gt or pred) and their format."""
 
-    dir: Path
+    dir: str  # display path relative to the dataset base, e.g. "gt"
     format: str  # "voc" | "coco" | "yolo" | "none"
-    files: dict[str, Path] = field(default_factory=dict)  # relpath (posix, from dir) -> file
-    coco_file: Path | None = None
-    names_file: Path | None = None
-    meta_file: Path | None = None
+    files: dict[str, object] = field(default_factory=dict)  # relpath (from dir) -> tree ref
+    coco_file: str | None = None  # relpath (from dir)
+    names_file: tuple[str, object] | None = None  # (display path, ref) of the YOLO class names
+    meta_file: str | None = None  # relpath (from dir)
+    refs: dict[str, object] = field(default_factory=dict)  # every file of the part (relpath -> ref)
     others: list[str] = field(default_factory=list)  # relpaths that are not annotations
+
+    def where(self, rel: str) -> str:
+        return f"{self.dir}/{rel}"
 
 
 @dataclass
 class Layout:
-    """Where things are in one dataset folder."""
+    """Where things are in one dataset (a folder or an archive, as a flat listing)."""
 
-    base: Path  # the folder holding images/ (the root or its one top folder)
-    images_dir: Path
-    images: dict[str, Path]  # relpath (posix, from images_dir) -> file
+    tree: FileTree
+    base: str  # "" or "<top folder>/"
+    images_dir: str  # its real name, e.g. "JPEGImages"
+    images: dict[str, object]  # relpath (from images_dir) -> tree ref
     gt: Part | None
     pred: Part | None
     skipped: list[dict] = field(default_factory=list)
@@ -66,114 +71,82 @@ class Layout:
     def format(self) -> str:
         return self.gt.format if self.gt is not None and self.gt.format != "none" else "images"
 
-    def rel(self, path: Path) -> str:
-        """``path`` relative to the dataset base, for messages and reports."""
-        return Path(os.path.relpath(path, self.base)).as_posix()
 
-
-def _children(folder: Path) -> dict[str, Path]:
-    """Sub-folders by lower-cased name (real folders only, no symlinks)."""
-    out = {}
-    with os.scandir(folder) as it:
-        for e in it:
-            if e.is_dir(follow_symlinks=False) and e.name not in IGNORED and not e.name.startswith("."):
-                out.setdefault(e.name.lower(), Path(e.path))
+def _dirs(files: dict[str, object], base: str) -> dict[str, str]:
+    """First-level folder names under ``base``, lower-cased -> real name."""
+    out: dict[str, str] = {}
+    for rel in files:
+        if rel.startswith(base):
+            head, sep, _ = rel[len(base):].partition("/")
+            if sep:
+                out.setdefault(head.lower(), head)
     return out
 
 
-def _pick(children: dict[str, Path], names: tuple[str, ...]) -> Path | None:
+def _under(files: dict[str, object], prefix: str) -> dict[str, object]:
+    return {rel[len(prefix):]: ref for rel, ref in files.items() if rel.startswith(prefix)}
+
+
+def _pick(children: dict[str, str], names: tuple[str, ...]) -> str | None:
     return next((children[n] for n in names if n in children), None)
 
 
-def list_files(folder: Path, base: Path, skipped: list[dict]) -> dict[str, Path]:
-    """All regular files under ``folder`` by posix relpath; symlinks leading outside ``base`` are skipped."""
-    base_real = os.path.realpath(base)
-    found: dict[str, Path] = {}
-    stack = [(folder, "")]
-    while stack:
-        current, prefix = stack.pop()
-        with os.scandir(current) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        for e in entries:
-            rel = prefix + e.name
-            if e.name.startswith(".") or e.name in IGNORED:
-                continue
-            if e.is_symlink():
-                real = os.path.realpath(e.path)
-                if os.path.commonpath([base_real, real]) != base_real:
-                    skipped.append({"file": Path(os.path.relpath(e.path, base)).as_posix(),
-                                    "reason": "symbolic link pointing outside the dataset"})
-                    continue
-                if os.path.isdir(real):
-                    skipped.append({"file": Path(os.path.relpath(e.path, base)).as_posix(),
-                                    "reason": "symbolic link to a folder is not followed"})
-                    continue
-                if os.path.isfile(real):
-                    found[rel] = Path(e.path)
-            elif e.is_dir(follow_symlinks=False):
-                stack.append((Path(e.path), rel + "/"))
-            elif e.is_file(follow_symlinks=False):
-                found[rel] = Path(e.path)
-    return dict(sorted(found.items()))
-
-
-def _part(folder: Path, base: Path, skipped: list[dict], names_dirs: tuple[Path, ...]) -> Part:
-    files = list_files(folder, base, skipped)
-    lower = {rel.lower(): rel for rel in files}
-    part = Part(dir=folder, format="none")
+def _part(name: str, files: dict[str, object], base: str, names_from: list[tuple[str, dict]]) -> Part:
+    refs = _under(files, f"{base}{name}/")
+    lower = {rel.lower(): rel for rel in refs}
+    part = Part(dir=name, format="none", refs=refs)
+    todo = dict(refs)
     if "meta.yaml" in lower:
-        part.meta_file = files.pop(lower["meta.yaml"])
+        part.meta_file = lower["meta.yaml"]
+        del todo[part.meta_file]
     if COCO_FILE in lower:
-        part.format, part.coco_file = "coco", files.pop(lower[COCO_FILE])
-    elif any(rel.lower().endswith(".xml") for rel in files):
+        part.format, part.coco_file = "coco", lower[COCO_FILE]
+        del todo[part.coco_file]
+    elif any(rel.lower().endswith(".xml") for rel in todo):
         part.format = "voc"
-    elif any(rel.lower().endswith(".txt") and rel.lower() not in YOLO_NAMES for rel in files):
+    elif any(rel.lower().endswith(".txt") and rel.lower() not in YOLO_NAMES for rel in todo):
         part.format = "yolo"
-        for rel in YOLO_NAMES:
-            if rel in lower:
-                part.names_file = files.pop(lower[rel])
+        for prefix, listing in [(f"{name}/", todo), *names_from]:
+            low = {rel.lower(): rel for rel in listing if "/" not in rel}
+            hit = next((low[n] for n in YOLO_NAMES if n in low), None)
+            if hit is not None:
+                part.names_file = (prefix + hit, listing[hit])
+                if listing is todo:
+                    del todo[hit]
                 break
-        else:
-            for d in names_dirs:
-                hit = next((d / n for n in YOLO_NAMES if (d / n).is_file()), None)
-                if hit is not None:
-                    part.names_file = hit
-                    break
         if part.names_file is None:
-            raise BadInput(f"{folder.name}/: YOLO labels need class names (classes.txt, obj.names or data.yaml)")
+            raise BadInput(f"{name}/: YOLO labels need class names (classes.txt, obj.names or data.yaml)")
     suffix = {"voc": ".xml", "yolo": ".txt"}.get(part.format)
-    for rel in list(files):
-        if suffix is None or not rel.lower().endswith(suffix):
-            part.others.append(rel)
-            del files[rel]
-    part.files = files
+    part.files = {rel: ref for rel, ref in todo.items() if suffix is not None and rel.lower().endswith(suffix)}
+    part.others = [rel for rel in todo if rel not in part.files]
     return part
 
 
-def find_layout(root: Path) -> Layout:
-    """Locate images/gt/pred in ``root`` (or its one top folder). BadInput if there is no images folder."""
-    root = Path(root)
-    children = _children(root)
+def find_layout(tree: FileTree) -> Layout:
+    """Locate images/gt/pred in ``tree`` (or its one top folder). BadInput if there is no images folder."""
+    files = tree.files
+    if not files:
+        raise BadInput("the dataset is empty")
+    base = ""
+    children = _dirs(files, base)
     images_dir = _pick(children, IMAGES_DIRS)
-    base = root
+    if images_dir is None and len(children) == 1:
+        base = next(iter(children.values())) + "/"
+        children = _dirs(files, base)
+        images_dir = _pick(children, IMAGES_DIRS)
     if images_dir is None:
-        if not children and not any(os.scandir(root)):
-            raise BadInput("the dataset is empty")
-        if len(children) == 1:
-            base = next(iter(children.values()))
-            children = _children(base)
-            images_dir = _pick(children, IMAGES_DIRS)
-    if images_dir is None:
-        raise BadInput(
-            "no images/ (or JPEGImages/) folder at the dataset's root or inside its one top folder"
-        )
-    skipped: list[dict] = []
-    images = list_files(images_dir, base, skipped)
+        raise BadInput("no images/ (or JPEGImages/) folder at the dataset's root or inside its one top folder")
+    top_files = {rel: ref for rel, ref in _under(files, base).items() if "/" not in rel}
     gt_dir, pred_dir = _pick(children, GT_DIRS), _pick(children, PRED_DIRS)
-    gt = _part(gt_dir, base, skipped, (base,)) if gt_dir is not None else None
-    names_dirs = (base,) if gt is None or gt.names_file is None else (gt.names_file.parent, base)
-    pred = _part(pred_dir, base, skipped, names_dirs) if pred_dir is not None else None
-    return Layout(base=base, images_dir=images_dir, images=images, gt=gt, pred=pred, skipped=skipped)
+    gt = _part(gt_dir, files, base, [("", top_files)]) if gt_dir else None
+    names_from = [("", top_files)]
+    if gt is not None and gt.names_file is not None and gt.names_file[0].startswith(f"{gt.dir}/"):
+        names_from.insert(0, (f"{gt.dir}/", {gt.names_file[0][len(gt.dir) + 1:]: gt.names_file[1]}))
+    pred = _part(pred_dir, files, base, names_from) if pred_dir else None
+    skipped = [{**s, "file": s["file"][len(base):] if s["file"].startswith(base) else s["file"]}
+               for s in tree.skipped]
+    return Layout(tree=tree, base=base, images_dir=images_dir, images=_under(files, f"{base}{images_dir}/"),
+                  gt=gt, pred=pred, skipped=skipped)
 
 
 # --- reading one side's annotations -------------------------------------------------------------
@@ -198,7 +171,7 @@ class SideAnnotations:
         """The annotation key for an image key (exact relpath match, else the unique bare stem)."""
         if image_key in self.anns or image_key in self.bad:
             return image_key
-        return self.by_stem.get(PurePosixPath(image_key).name)
+        return self.by_stem.get(image_key.rpartition("/")[2])
 
     def names(self) -> Iterator[str]:
         """Every class name used by a box (raw, as written in the files)."""
@@ -208,9 +181,10 @@ class SideAnnotations:
 
 
 def image_key(rel: str) -> str:
-    """The matching key of a relative path: posix, without its extension."""
-    p = PurePosixPath(rel)
-    return str(p.with_suffix("")) if p.suffix else str(p)
+    """The matching key of a relative path: posix, without its extension (``a/b.x.jpg`` -> ``a/b.x``)."""
+    slash = rel.rfind("/")
+    dot = rel.rfind(".")
+    return rel[:dot] if dot > slash + 1 else rel
 
 
 def _coco_key(file_name: str) -> str:
@@ -220,29 +194,24 @@ def _coco_key(file_name: str) -> str:
     return image_key("/".join(parts))
 
 
-def _read(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read()
-
-
 def _parallel(fn: Callable, items: Iterable, workers: int) -> list:
     if workers <= 1:
         return [fn(i) for i in items]
     with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(fn, items, chunksize=1))
+        return list(pool.map(fn, items, chunksize=16))
 
 
-def _parse_files(part: Part, layout: Layout, parse: Callable[[bytes, str], Raw], side: SideAnnotations,
+def _parse_files(part: Part, tree: FileTree, parse: Callable[[bytes, str], Raw], side: SideAnnotations,
                  workers: int) -> None:
-    def one(item: tuple[str, Path]) -> tuple[str, str, Raw | str]:
-        rel, path = item
-        where = layout.rel(path)
+    def one(item: tuple[str, object]) -> tuple[str, str, Raw | str]:
+        rel, ref = item
+        where = part.where(rel)
         try:
-            return rel, where, parse(_read(path), where)
+            return rel, where, parse(tree.read(ref), where)
         except BadInput as exc:
             return rel, where, exc.message
         except OSError as exc:
-            return rel, where, f"{where}: unreadable ({exc})"
+            return rel, where, f"{where}: unreadable ({exc.strerror or exc})"
 
     for rel, where, result in _parallel(one, part.files.items(), workers):
         key = image_key(rel)
@@ -253,11 +222,11 @@ def _parse_files(part: Part, layout: Layout, parse: Callable[[bytes, str], Raw],
             side.anns[key] = result
 
 
-def _read_meta(path: Path, where: str) -> dict:
-    if path.stat().st_size > MAX_META_BYTES:
+def _read_meta(data: bytes, where: str) -> dict:
+    if len(data) > MAX_META_BYTES:
         raise BadInput(f"{where}: larger than {MAX_META_BYTES} bytes")
     try:
-        doc = yaml.safe_load(_read(path))
+        doc = yaml.safe_load(data)
     except yaml.YAMLError as exc:
         raise BadInput(f"{where}: not valid YAML ({exc})") from None
     if doc is None:
@@ -267,22 +236,22 @@ def _read_meta(path: Path, where: str) -> dict:
     return doc
 
 
-def read_side(part: Part, layout: Layout, name: str, gt: SideAnnotations | None = None,
+def read_side(part: Part, tree: FileTree, name: str, gt: SideAnnotations | None = None,
               workers: int = 1) -> SideAnnotations:
     """Parse every annotation file of ``part``. Per-file problems land in ``bad``; a broken
     single-file annotation (COCO JSON, YOLO class names, meta.yaml) raises :class:`BadInput`."""
     side = SideAnnotations(name=name)
     if part.meta_file is not None:
-        side.meta = _read_meta(part.meta_file, layout.rel(part.meta_file))
+        side.meta = _read_meta(tree.read(part.refs[part.meta_file]), part.where(part.meta_file))
     if part.format == "voc":
-        _parse_files(part, layout, parse_voc, side, workers)
+        _parse_files(part, tree, parse_voc, side, workers)
     elif part.format == "yolo":
-        names_where = layout.rel(part.names_file)
-        names = read_class_names(_read(part.names_file), names_where)
-        _parse_files(part, layout, lambda data, where: parse_yolo(data, names, where), side, workers)
+        names_where, names_ref = part.names_file
+        names = read_class_names(tree.read(names_ref), names_where)
+        _parse_files(part, tree, lambda data, where: parse_yolo(data, names, where), side, workers)
     elif part.format == "coco":
-        where = layout.rel(part.coco_file)
-        data = _read(part.coco_file)
+        where = part.where(part.coco_file)
+        data = tree.read(part.refs[part.coco_file])
         coco = read_coco(data, where) if name == "gt" else read_coco_predictions(data, gt and gt.coco, where)
         side.coco = coco
         for file_name, ann in coco.annotations.items():
@@ -291,6 +260,6 @@ def read_side(part: Part, layout: Layout, name: str, gt: SideAnnotations | None 
             side.files[key] = where
     stems: dict[str, list[str]] = {}
     for key in list(side.anns) + list(side.bad):
-        stems.setdefault(PurePosixPath(key).name, []).append(key)
+        stems.setdefault(key.rpartition("/")[2], []).append(key)
     side.by_stem = {stem: keys[0] for stem, keys in stems.items() if len(keys) == 1}
     return side

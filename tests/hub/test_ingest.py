@@ -317,3 +317,59 @@ def test_failed_ingest_leaves_no_orphan_files(tmp_path):
         run(root, tmp_path, progress=boom)
     files = [p for p in (tmp_path / "assets").rglob("*") if p.is_file()]
     assert files == [kept]
+
+
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_parallel_workers_give_the_same_result_as_one(tmp_path, mode, monkeypatch):
+    from hub.datasets import ingest
+
+    monkeypatch.setattr(ingest, "PROCESS_MIN_IMAGES", 10)
+    files = {f"images/{i:03d}.jpg": jpeg(24, 24, seed=i % 30) for i in range(40)}  # 10 duplicates
+    files |= {f"gt/{i:03d}.xml": voc(f"{i:03d}.jpg", [(-2, 1, 10, 12, "cat"), (3, 3, 3, 9, "dog")], 24, 24)
+              for i in range(40)}
+    files["images/zz.jpg"] = b"not an image"
+    root = write(tmp_path / "ds", files)
+    one = ingest_dir(root, assets_dir=tmp_path / "a1", resolve_class=resolve, workers=1)
+    many = ingest_dir(root, assets_dir=tmp_path / "a2", resolve_class=resolve, workers=2, processes=mode == "processes")
+    assert [a.sha1 for a in many.assets] == [a.sha1 for a in one.assets]
+    assert [a.gt for a in many.assets] == [a.gt for a in one.assets]
+    assert many.report == one.report and one.report.duplicates == 10
+    assert len(many.created_files) == 30
+
+
+def test_failed_parallel_ingest_leaves_no_orphan_files(tmp_path, monkeypatch):
+    from hub.datasets import ingest
+
+    monkeypatch.setattr(ingest, "PROCESS_MIN_IMAGES", 10)
+    root = write(tmp_path / "ds", {f"images/{i:03d}.jpg": jpeg(16, 16, seed=i) for i in range(200)})
+
+    def boom(done, total):
+        if done >= 50:
+            raise RuntimeError("cancelled")
+
+    with pytest.raises(RuntimeError):
+        ingest_dir(root, assets_dir=tmp_path / "assets", resolve_class=resolve, workers=2, processes=True, progress=boom)
+    assert [p for p in (tmp_path / "assets").rglob("*") if p.is_file()] == []
+
+
+def test_ingest_source_reads_a_zip_in_place_like_ingest_dir(tmp_path):
+    import zipfile
+
+    from hub.datasets.ingest import Source, ingest_source, open_source
+
+    files = {"top/images/a.jpg": jpeg(), "top/images/b.png": png(), "top/images/c.jpg": b"junk",
+             "top/gt/a.xml": voc("a.jpg", [(1, 1, 70, 9, "cat")]), "top/gt/ghost.xml": voc("g.jpg", []),
+             "top/pred/a.xml": voc("a.jpg", [(1, 1, 9, 9, "dog", {"confidence": 0.5})]),
+             "top/pred/meta.yaml": b"model: x\n"}
+    z = tmp_path / "ds.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    kw = {"sharing_dir": tmp_path, "tmp_dir": tmp_path / "tmp", "limits": Limits()}
+    direct = ingest_source(Source("zip", str(z)), assets_dir=tmp_path / "a1", resolve_class=resolve, **kw)
+    with open_source(Source("zip", str(z)), **kw) as root:
+        extracted = ingest_dir(root, assets_dir=tmp_path / "a2", resolve_class=resolve)
+    assert direct.report == extracted.report
+    assert [(a.sha1, a.gt, a.pred) for a in direct.assets] == [(a.sha1, a.gt, a.pred) for a in extracted.assets]
+    assert direct.report.images == 2 and direct.report.pred_meta == {"model": "x"}
+    assert not (tmp_path / "tmp").exists() or list((tmp_path / "tmp").iterdir()) == []

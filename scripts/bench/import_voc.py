@@ -1,0 +1,258 @@
+"""Benchmark: import a VOC zip of small JPEGs with our engine vs Datumaro, in the same run.
+
+    .venv/bin/python scripts/bench/import_voc.py [--images 10000] [--repeat 3] [--workers N]
+
+Generates (once, seeded, cached under bench-out/) a Pascal VOC zip -- ``JPEGImages/``,
+``Annotations/``, ``ImageSets/Main/default.txt`` -- of small JPEGs (64-128 px) with 1-5 boxes each,
+then times, on that same zip:
+
+* ours: ``open_source`` (extract) + ``ingest_dir`` into an empty temp asset store: every image
+  is verified by a full decode, hashed, stored, scored for quality; every XML parsed safely.
+  The hub's SQLite insert is not included (see ``--with-hub``).
+* Datumaro: extract (``zipfile.extractall``) + ``Dataset.import_from(dir, "voc")`` + iterating
+  every item and its annotations, so that the XML is really parsed. Datumaro lives in its own
+  virtualenv (``.cache/venv-bench``, created here when missing; it does not pull torch) and runs
+  in a child process; module import time is excluded on both sides.
+
+``--with-hub`` also times the whole hub import (``hub.datasets.service``: version row, ingest,
+SQLite rows) in a temporary workspace. Prints a table and a JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from detkit.annotations import Box, ImageAnnotation  # noqa: E402
+from detkit.io.voc import to_voc  # noqa: E402
+
+VOC_CLASSES = ("person", "car", "dog", "cat", "bird")
+BENCH_VENV = ROOT / ".cache" / "venv-bench"
+DATUMARO = "datumaro==1.13.12"
+
+DATUMARO_CHILD = r"""
+import json, sys, time, zipfile, tempfile, shutil, logging
+logging.disable(logging.WARNING)
+from datumaro.components.dataset import Dataset
+zip_path, repeat, work_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+times, cpu = [], []
+for _ in range(repeat):
+    work = tempfile.mkdtemp(prefix="dm-", dir=work_dir)
+    t0, c0 = time.perf_counter(), time.process_time()
+    with zipfile.ZipFile(zip_path) as zf:
+        zf.extractall(work)
+    ds = Dataset.import_from(work, "voc")
+    items = boxes = 0
+    for item in ds:
+        items += 1
+        boxes += sum(1 for a in item.annotations if a.type.name == "bbox")
+    times.append(time.perf_counter() - t0)
+    cpu.append(time.process_time() - c0)
+    shutil.rmtree(work)
+print(json.dumps({"items": items, "boxes": boxes, "times": times, "cpu": cpu}))
+"""
+
+
+def make_zip(path: Path, n: int, seed: int = 0) -> Path:
+    """A seeded VOC zip of ``n`` small JPEGs (64-128 px) with 1-5 boxes each."""
+    rng = np.random.default_rng(seed)
+    textures = [np.clip(rng.normal(128, 50, (128, 128, 3)), 0, 255).astype(np.uint8) for _ in range(16)]
+    tmp = path.with_suffix(".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+        names = []
+        for i in range(n):
+            w, h = (int(v) for v in rng.integers(64, 129, 2))
+            arr = textures[i % 16][:h, :w].copy()
+            ann = ImageAnnotation(filename=f"{i:06d}.jpg", width=w, height=h)
+            for _ in range(int(rng.integers(1, 6))):
+                bw, bh = int(rng.integers(8, w // 2)), int(rng.integers(8, h // 2))
+                x1, y1 = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
+                arr[y1:y1 + bh, x1:x1 + bw] = rng.integers(0, 256, 3)
+                ann.boxes.append(Box(x1, y1, x1 + bw, y1 + bh, VOC_CLASSES[int(rng.integers(5))]))
+            buf = io.BytesIO()
+            Image.fromarray(arr).save(buf, "JPEG", quality=85)
+            zf.writestr(f"JPEGImages/{i:06d}.jpg", buf.getvalue())
+            zf.writestr(f"Annotations/{i:06d}.xml", to_voc(ann))
+            names.append(f"{i:06d}")
+        zf.writestr("ImageSets/Main/default.txt", "\n".join(names) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def ensure_bench_venv() -> Path:
+    """The benchmark's own virtualenv with Datumaro (no torch), created on first use."""
+    python = BENCH_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
+    probe = subprocess.run([str(python), "-c", "import datumaro"], capture_output=True)
+    if probe.returncode != 0:
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", DATUMARO], check=True)
+    torch = subprocess.run([str(python), "-c", "import torch"], capture_output=True)
+    if torch.returncode == 0:
+        print("warning: torch is importable in the bench venv", file=sys.stderr)
+    return python
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children (ingest worker processes)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def time_ours(zip_path: Path, repeat: int, workers: int | None, work_dir: Path, extract: bool = False,
+              processes: bool = False) -> tuple[list[float], dict]:
+    """``ingest_source`` (zip read in place), or ``open_source`` + ``ingest_dir`` with ``extract``."""
+    from hub.datasets.ingest import Limits, Source, ingest_dir, ingest_source, open_source
+
+    def resolve(name: str) -> str | None:
+        return name if name in VOC_CLASSES else None
+
+    times, cpu, summary = [], [], {}
+    for _ in range(repeat):
+        work = Path(tempfile.mkdtemp(prefix="ours-", dir=work_dir))
+        c0 = _cpu()
+        source, kw = Source("zip", str(zip_path)), {"sharing_dir": work, "tmp_dir": work / "tmp", "limits": Limits()}
+        t0 = time.perf_counter()
+        if extract:
+            with open_source(source, **kw) as root:
+                res = ingest_dir(root, assets_dir=work / "assets", resolve_class=resolve, workers=workers,
+                                 processes=processes)
+        else:
+            res = ingest_source(source, assets_dir=work / "assets", resolve_class=resolve, workers=workers,
+                                processes=processes, **kw)
+        times.append(time.perf_counter() - t0)
+        cpu.append(_cpu() - c0)
+        summary = {"cpu": cpu, "images": res.report.images, "boxes": sum(res.report.boxes_per_class.values()),
+                   "skipped": len(res.report.skipped)}
+        shutil.rmtree(work)
+    return times, summary
+
+
+def time_hub(zip_path: Path, repeat: int, work_dir: Path) -> list[float] | None:
+    """The whole hub import (version row + ingest + SQLite rows), when the hub offers it."""
+    try:
+        from hub.config import Settings
+        from hub.datasets import service
+        from hub.store import classes as class_store
+        from hub.store import projects as project_store
+        from hub.store.workspace import Workspace
+    except ImportError as exc:
+        print(f"hub import path unavailable ({exc})", file=sys.stderr)
+        return None
+    times = []
+    for _ in range(repeat):
+        work = Path(tempfile.mkdtemp(prefix="hub-", dir=work_dir))
+        try:
+            ws = Workspace.open(Settings(workspace=work))
+            class_store.ensure_classes(ws.database, list(VOC_CLASSES))
+            project = project_store.create_project(ws.database, "bench")
+            t0 = time.perf_counter()
+            version = service.start_import(ws, project["id"], "zip", str(zip_path))
+            service.run_import(ws, version["id"])
+            times.append(time.perf_counter() - t0)
+            ws.close()
+        except Exception as exc:  # noqa: BLE001 - the hub API may differ; the engine figures still stand
+            print(f"hub import path failed ({type(exc).__name__}: {exc})", file=sys.stderr)
+            return None
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return times
+
+
+def time_datumaro(zip_path: Path, repeat: int, work_dir: Path) -> tuple[list[float], dict]:
+    python = ensure_bench_venv()
+    out = subprocess.run([str(python), "-c", DATUMARO_CHILD, str(zip_path), str(repeat), str(work_dir)],
+                         capture_output=True, text=True, check=True)
+    doc = json.loads(out.stdout.strip().splitlines()[-1])
+    return doc["times"], {"cpu": doc["cpu"], "images": doc["items"], "boxes": doc["boxes"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per side; the best is reported")
+    ap.add_argument("--workers", type=int, default=None, help="ingest threads (default: engine's choice)")
+    ap.add_argument("--processes", action="store_true", help="ingest with worker processes instead of threads")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench-out" / "import_voc")
+    ap.add_argument("--skip-datumaro", action="store_true")
+    ap.add_argument("--work-dir", type=Path, default=None,
+                    help="where both sides write (extraction, assets); default: --out. Use /dev/shm to time "
+                         "the engines rather than a shared disk")
+    ap.add_argument("--with-hub", action="store_true", help="also time the hub's full import (SQLite included)")
+    ap.add_argument("--with-extract", action="store_true", help="also time open_source (extract) + ingest_dir")
+    args = ap.parse_args(argv)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    zip_path = args.out / f"voc-{args.images}.zip"
+    if not zip_path.exists():
+        t0 = time.perf_counter()
+        make_zip(zip_path, args.images)
+        print(f"generated {zip_path} ({zip_path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f}s")
+
+    work_dir = args.work_dir or args.out
+    work_dir.mkdir(parents=True, exist_ok=True)
+    results = {"images": args.images, "work_dir": str(work_dir), "zip_mb": round(zip_path.stat().st_size / 1e6, 1), "cpus": os.cpu_count(),
+               "load_avg_before": os.getloadavg()[0]}
+    # Interleave the sides run by run: this machine is shared, and load drifts over minutes.
+    runs: dict[str, list[float]] = {"ours": [], "extract": [], "hub": [], "datumaro": []}
+    summaries: dict[str, dict] = {}
+    cpus: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(args.repeat):
+        t, summaries["ours"] = time_ours(zip_path, 1, args.workers, work_dir, processes=args.processes)
+        runs["ours"] += t
+        cpus["ours"] += summaries["ours"].pop("cpu")
+        if args.with_extract:
+            t, summaries["extract"] = time_ours(zip_path, 1, args.workers, work_dir, extract=True,
+                                               processes=args.processes)
+            runs["extract"] += t
+            cpus["extract"] += summaries["extract"].pop("cpu")
+        if args.with_hub:
+            runs["hub"] += time_hub(zip_path, 1, work_dir) or []
+        if not args.skip_datumaro:
+            t, summaries["datumaro"] = time_datumaro(zip_path, 1, work_dir)
+            runs["datumaro"] += t
+            cpus["datumaro"] += summaries["datumaro"].pop("cpu")
+    for key, times in runs.items():
+        if times:
+            results[key] = {"best_s": round(min(times), 3), "images_per_s": round(args.images / min(times)),
+                            "runs": [round(t, 3) for t in times], **summaries.get(key, {})}
+            if cpus[key]:
+                results[key]["cpu_s"] = [round(c, 3) for c in cpus[key]]
+                results[key]["images_per_cpu_s"] = round(args.images / min(cpus[key]))
+    if runs["datumaro"]:
+        results["speedup_best"] = round(min(runs["datumaro"]) / min(runs["ours"]), 2)
+        pairs = sorted(d / o for d, o in zip(runs["datumaro"], runs["ours"], strict=True))
+        results["speedup_median_pair"] = round(pairs[len(pairs) // 2], 2)
+        results["cpu_speedup"] = round(min(cpus["datumaro"]) / min(cpus["ours"]), 2)
+    results["load_avg_after"] = os.getloadavg()[0]
+
+    print(f"{'importer':<10} {'best s':>8} {'images/s':>9} {'img/cpu-s':>9}  runs")
+    for key in ("ours", "extract", "hub", "datumaro"):
+        if key in results:
+            r = results[key]
+            print(f"{key:<10} {r['best_s']:>8.3f} {r['images_per_s']:>9} {r.get('images_per_cpu_s', '-'):>9}  {r['runs']}")
+    if "speedup_best" in results:
+        print(f"ours vs Datumaro: {results['speedup_best']}x (best runs), "
+              f"{results['speedup_median_pair']}x (median of run pairs), {results['cpu_speedup']}x in CPU time")
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
