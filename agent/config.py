@@ -88,6 +88,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mqtt_password", _str, "", "Broker password (optional)."),
     Setting("mqtt_keepalive", _int, 30, "MQTT keepalive in seconds; the broker fires the last will after 1.5x."),
     Setting("mqtt_session_expiry", _int, 86400, "MQTT 5 session expiry in seconds (persistent session)."),
+    Setting("mqtt_reconnect_max", _float, 30.0, "Longest wait between reconnect attempts (backoff from 1 s)."),
     Setting("topic_prefix", _str, "ymir/v1", "Prefix of every MQTT topic."),
     Setting("store_dir", _str, "./agent-store", "Model store: slots, downloads, state, outbox, logs."),
     Setting("keep_slots", _int, 2, "Previous model slots kept per deployment for rollback."),
@@ -130,6 +131,7 @@ class AgentSettings:
     mqtt_password: str = ""
     mqtt_keepalive: int = 30
     mqtt_session_expiry: int = 86400
+    mqtt_reconnect_max: float = 30.0
     topic_prefix: str = "ymir/v1"
     store_dir: str = "./agent-store"
     keep_slots: int = 2
@@ -218,7 +220,7 @@ def _validate(s: AgentSettings, require_device: bool) -> None:
     unknown = [b for b in s.allowed_backends if b not in KNOWN_BACKENDS]
     if unknown or not s.allowed_backends:
         problems.append(f"allowed_backends must be some of {', '.join(KNOWN_BACKENDS)}, got {list(s.allowed_backends)}")
-    positive = ("mqtt_keepalive", "mqtt_session_expiry", "http_threads", "uplink_batch_size", "uplink_outbox_max",
+    positive = ("mqtt_keepalive", "mqtt_session_expiry", "mqtt_reconnect_max", "http_threads", "uplink_batch_size", "uplink_outbox_max",
                 "uplink_outbox_max_bytes", "health_latency_ms", "download_timeout", "download_max_bytes",
                 "metrics_interval", "uplink_interval", "mining_window")
     for name in positive:

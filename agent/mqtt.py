@@ -49,7 +49,7 @@ class MqttSession:
             self.client.username_pw_set(settings.mqtt_username, settings.mqtt_password or None)
         if tls:
             self.client.tls_set()
-        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=max(1, round(settings.mqtt_reconnect_max)))
         self.client.max_queued_messages_set(1000)
         offline = offline_status or protocol.status(settings.device_id, "offline")
         self.client.will_set(self.topics.status, protocol.encode(offline), qos=1, retain=True)

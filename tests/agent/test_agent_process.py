@@ -31,7 +31,7 @@ def write_config(tmp_path: Path, broker, hub, **extra) -> tuple[Path, int]:
     values = {"device_id": "dev1", "mqtt_url": broker.url, "hub_url": hub.url, "device_token": hub.token,
               "store_dir": str(tmp_path / "store"), "http_bind": f"127.0.0.1:{port}", "mqtt_keepalive": 2,
               "desired_wait": 0.5, "uplink_interval": 0.2, "metrics_interval": 60.0, "mining_enabled": False,
-              "download_timeout": 5.0, **extra}
+              "download_timeout": 5.0, "mqtt_reconnect_max": 2.0, **extra}
     lines = [f"{k} = {v!r}".replace("'", '"') if isinstance(v, str) else f"{k} = {str(v).lower()}"
              if isinstance(v, bool) else f"{k} = {v}" for k, v in values.items()]
     cfg = tmp_path / "agent.toml"
@@ -77,10 +77,14 @@ def test_killed_mid_download_restarts_on_previous_model(tmp_path, mosquitto, hub
         hub.throttle = 100_000.0  # bytes/s: about 4 s for the whole file
         deploy(col, hub, 2, padded)
         col.wait_for(lambda t, p: t.endswith("/reported") and p["state"] == "downloading" and p["revision"] == 2)
-        part = next((tmp_path / "store" / "downloads").glob("*.part"))
-        deadline = time.monotonic() + 10
-        while part.stat().st_size == 0 and time.monotonic() < deadline:
+        downloads = tmp_path / "store" / "downloads"
+        deadline = time.monotonic() + 20  # "downloading" is reported just before the file is opened
+        while time.monotonic() < deadline:
+            parts = list(downloads.glob("*.part"))
+            if parts and parts[0].stat().st_size > 0:
+                break
             time.sleep(0.05)
+        part = parts[0]
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         have = part.stat().st_size
