@@ -91,7 +91,7 @@ def run(config: str | None, device_id: str | None) -> None:
 @click.argument("model", type=click.Path(exists=True))
 @click.option("--port", type=int, default=8080, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--name", help="Model name in the API (default: the file's stem, or the package name).")
+@click.option("--name", help="Model name in the API (default: the file's or folder's stem).")
 @click.option("--backend", default=None, help="Runtime backend (default: the package's, else by file type).")
 @click.option("--threads", type=int, default=4, show_default=True, help="waitress worker threads.")
 @click.option("--token", envvar="YMIR_AGENT_HTTP_TOKEN", default="", help="Bearer token required by the API.")
@@ -115,8 +115,7 @@ def serve(model: str, port: int, host: str, name: str | None, backend: str | Non
     except YmirError as exc:
         _fail(exc)
     path = Path(model)
-    default_name = det.package.get("name") if getattr(det, "package", None) else None
-    served = ServedModel(name=name or default_name or path.stem, detector=det,
+    served = ServedModel(name=name or path.stem, detector=det,
                          version=str(det.package.get("version") or "1") if det.package else "1",
                          sha256=det.sha256)
     registry = ModelRegistry()

@@ -201,8 +201,8 @@ def test_serve_any_onnx_without_hub_or_broker(tmp_path):
 def test_serve_detector(tmp_path, kind):
     if kind == "onnx":
         model, extra, name = make_detector_onnx(tmp_path / "tiny.onnx"), ["--name", "cam"], "cam"
-    else:  # a package zip: the name comes from its manifest
-        model, extra, name = make_package_zip(tmp_path / "pkg", tmp_path / "det-v1.zip", version="4"), [], "tiny"
+    else:  # a package zip: the name is its stem, the version its manifest's
+        model, extra, name = make_package_zip(tmp_path / "pkg", tmp_path / "det-v1.zip", version="4"), [], "det-v1"
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "agent", "serve", str(model), "--port", str(port), *extra],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
