@@ -14,12 +14,24 @@ import pytest
 
 from detkit.errors import BadInput, TooLarge, YmirError
 from detkit.synth import write_sample_zip
-from hub.datasets.sources import Limits, Source, open_source
+from hub.datasets.sources import Limits, Source, open_source, open_tree
+
+MODES = ["extract", "in-place"]
 
 
 def opened(tmp_path: Path, source: Source, limits: Limits | None = None):
     return open_source(source, sharing_dir=tmp_path / "sharing", tmp_dir=tmp_path / "tmp",
                        limits=limits or Limits())
+
+
+def consume(tmp_path: Path, source: Source, limits: Limits | None = None, mode: str = "extract") -> int:
+    """Open a source both ways the engine can: extracted (open_source) or read in place (open_tree)."""
+    kw = {"sharing_dir": tmp_path / "sharing", "tmp_dir": tmp_path / "tmp", "limits": limits or Limits()}
+    if mode == "extract":
+        with open_source(source, **kw) as root:
+            return sum(1 for p in root.rglob("*") if p.is_file())
+    with open_tree(source, **kw) as tree:
+        return sum(len(tree.read(ref)) >= 0 for ref in tree.files.values())
 
 
 def make_zip(path: Path, entries: list[tuple[zipfile.ZipInfo | str, bytes]], compression=zipfile.ZIP_STORED) -> Path:
@@ -56,31 +68,32 @@ def test_zip_is_extracted_and_cleaned_up(tmp_path):
     ],
     ids=["dotdot", "nested-dotdot", "absolute", "drive", "backslash", "symlink"],
 )
-def test_zip_entries_escaping_the_target_are_refused(tmp_path, entry, message):
+@pytest.mark.parametrize("mode", MODES)
+def test_zip_entries_escaping_the_target_are_refused(tmp_path, entry, message, mode):
     z = make_zip(tmp_path / "evil.zip", [("images/a.jpg", b"x"), (entry, b"/etc/passwd")])
     with pytest.raises(BadInput, match=message):
-        with opened(tmp_path, Source("zip", str(z))):
-            pass
+        consume(tmp_path, Source("zip", str(z)), mode=mode)
     assert not (tmp_path / "evil.txt").exists() and not Path("/etc/evil.txt").exists()
-    assert list((tmp_path / "tmp").iterdir()) == []
+    assert not (tmp_path / "tmp").exists() or list((tmp_path / "tmp").iterdir()) == []
 
 
-def test_zip_bomb_total_size_limit(tmp_path):
+@pytest.mark.parametrize("mode", MODES)
+def test_zip_bomb_total_size_limit(tmp_path, mode):
     z = make_zip(tmp_path / "big.zip", [("images/a.bin", bytes(600_000)), ("images/b.bin", bytes(600_000))],
                  zipfile.ZIP_DEFLATED)
     with pytest.raises(TooLarge, match="uncompressed size"):
-        with opened(tmp_path, Source("zip", str(z)), Limits(max_total_uncompressed=1_000_000)):
-            pass
+        consume(tmp_path, Source("zip", str(z)), Limits(max_total_uncompressed=1_000_000), mode)
 
 
-def test_zip_bomb_ratio_limit(tmp_path):
+@pytest.mark.parametrize("mode", MODES)
+def test_zip_bomb_ratio_limit(tmp_path, mode):
     z = make_zip(tmp_path / "bomb.zip", [("images/zeros.bin", bytes(5 << 20))], zipfile.ZIP_DEFLATED)
     with pytest.raises(TooLarge, match="zip bomb"):
-        with opened(tmp_path, Source("zip", str(z))):
-            pass
+        consume(tmp_path, Source("zip", str(z)), mode=mode)
 
 
-def test_zip_lying_about_its_sizes_is_stopped_while_streaming(tmp_path):
+@pytest.mark.parametrize("mode", MODES)
+def test_zip_lying_about_its_sizes_is_stopped_while_streaming(tmp_path, mode):
     """The central directory claims 1 KiB; the entry really inflates to 4 MiB."""
     z = make_zip(tmp_path / "liar.zip", [("images/zeros.bin", bytes(4 << 20))], zipfile.ZIP_DEFLATED)
     raw = bytearray(z.read_bytes())
@@ -89,32 +102,40 @@ def test_zip_lying_about_its_sizes_is_stopped_while_streaming(tmp_path):
         raw[pos + off:pos + off + 4] = struct.pack("<I", 1024)
     z.write_bytes(bytes(raw))
     with pytest.raises(YmirError):
-        with opened(tmp_path, Source("zip", str(z))):
-            pass
-    assert list((tmp_path / "tmp").iterdir()) == []
+        consume(tmp_path, Source("zip", str(z)), mode=mode)
+    assert not (tmp_path / "tmp").exists() or list((tmp_path / "tmp").iterdir()) == []
 
 
-def test_zip_file_count_limit(tmp_path):
+@pytest.mark.parametrize("mode", MODES)
+def test_zip_file_count_limit(tmp_path, mode):
     z = make_zip(tmp_path / "many.zip", [(f"images/{i}.jpg", b"x") for i in range(20)])
     with pytest.raises(TooLarge, match="entries"):
-        with opened(tmp_path, Source("zip", str(z)), Limits(max_files=10)):
-            pass
+        consume(tmp_path, Source("zip", str(z)), Limits(max_files=10), mode)
 
 
-def test_empty_zip_and_not_a_zip(tmp_path):
+@pytest.mark.parametrize("mode", MODES)
+def test_empty_zip_and_not_a_zip(tmp_path, mode):
     z = make_zip(tmp_path / "empty.zip", [])
     with pytest.raises(BadInput, match="empty"):
-        with opened(tmp_path, Source("zip", str(z))):
-            pass
+        consume(tmp_path, Source("zip", str(z)), mode=mode)
     dirs_only = make_zip(tmp_path / "dirs.zip", [("images/", b"")])
     with pytest.raises(BadInput, match="empty"):
-        with opened(tmp_path, Source("zip", str(dirs_only))):
-            pass
+        consume(tmp_path, Source("zip", str(dirs_only)), mode=mode)
     junk = tmp_path / "junk.zip"
     junk.write_bytes(b"not a zip at all")
     with pytest.raises(BadInput, match="not a readable zip"):
-        with opened(tmp_path, Source("zip", str(junk))):
-            pass
+        consume(tmp_path, Source("zip", str(junk)), mode=mode)
+
+
+def test_duplicate_entry_names_are_refused(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name while we build it
+        z = make_zip(tmp_path / "dup.zip", [("images/a.jpg", b"1"), ("images/a.jpg", b"2")])
+    for mode in MODES:
+        with pytest.raises(BadInput, match="appears twice"):
+            consume(tmp_path, Source("zip", str(z)), mode=mode)
 
 
 def test_unknown_source_kind(tmp_path):
@@ -143,24 +164,24 @@ def test_path_inside_sharing_is_used_in_place(tmp_path, sharing):
     assert (sharing / "ds" / "images" / "a.jpg").is_file()  # never cleaned up
 
 
-def test_zip_under_sharing_is_extracted(tmp_path, sharing):
+@pytest.mark.parametrize("mode", MODES)
+def test_zip_under_sharing_is_read(tmp_path, sharing, mode):
     write_sample_zip(sharing / "s.zip", images=2, seed=0)
-    with opened(tmp_path, Source("path", "s.zip")) as root:
-        assert len(list((root / "images").iterdir())) == 2
+    assert consume(tmp_path, Source("path", "s.zip"), mode=mode) == 4
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("value", ["../outside", "ds/../../outside", "/etc"], ids=["dotdot", "nested", "absolute"])
-def test_path_outside_sharing_is_refused(tmp_path, sharing, value):
+def test_path_outside_sharing_is_refused(tmp_path, sharing, value, mode):
     with pytest.raises(BadInput, match="outside the sharing folder"):
-        with opened(tmp_path, Source("path", value)):
-            pass
+        consume(tmp_path, Source("path", value), mode=mode)
 
 
-def test_path_through_a_symlink_out_of_sharing_is_refused(tmp_path, sharing):
+@pytest.mark.parametrize("mode", MODES)
+def test_path_through_a_symlink_out_of_sharing_is_refused(tmp_path, sharing, mode):
     (sharing / "sneaky").symlink_to(tmp_path / "outside")
     with pytest.raises(BadInput, match="outside the sharing folder"):
-        with opened(tmp_path, Source("path", "sneaky")):
-            pass
+        consume(tmp_path, Source("path", "sneaky"), mode=mode)
     (sharing / "inner").symlink_to(sharing / "ds")  # a symlink that stays inside is fine
     with opened(tmp_path, Source("path", "inner")) as root:
         assert (root / "images" / "a.jpg").is_file()
@@ -208,9 +229,9 @@ def server(tmp_path: Path):
     httpd.server_close()
 
 
-def test_url_is_downloaded_and_extracted(tmp_path, server):
-    with opened(tmp_path, Source("url", f"{server}/data.zip")) as root:
-        assert len(list((root / "images").iterdir())) == 2
+@pytest.mark.parametrize("mode", MODES)
+def test_url_is_downloaded_and_read(tmp_path, server, mode):
+    assert consume(tmp_path, Source("url", f"{server}/data.zip"), mode=mode) == 4  # 2 images + 2 xml
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
