@@ -167,7 +167,7 @@ class Agent:
             "connected": lambda: self._reconnected(),
             "desired": lambda: self._apply_desired(ev[1]),
             "cmd": lambda: self._command(ev[1]),
-            "retry": lambda: self._desired and self._apply_desired(self._desired, retry=True),
+            "retry": lambda: self._desired and self._apply_desired(self._desired),
         }
         handlers[ev[0]]()
 
@@ -194,7 +194,7 @@ class Agent:
         with self._cv:
             return any(ev[0] == "desired" and ev[1].revision > revision for ev in self._events)
 
-    def _apply_desired(self, desired: Desired, retry: bool = False) -> None:
+    def _apply_desired(self, desired: Desired) -> None:
         last = int(self.store.state.get("desired_revision", -1))
         if desired.revision < last:
             log.info("ignoring desired revision %d: older than %d", desired.revision, last)

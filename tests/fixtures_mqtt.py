@@ -7,7 +7,8 @@ Usage from a ``conftest.py``::
 
 The :class:`Mosquitto` object can ``stop()`` and ``start()`` again on the same port with the same
 persistence folder (``restart()``), so sessions and queued QoS 1 messages survive like in
-production. Tests needing it are skipped where the binary is absent.
+production. Tests needing it are skipped where the binary is absent. :class:`Collector` is a
+test-side client that records messages and waits for the one a test expects.
 """
 
 from __future__ import annotations
