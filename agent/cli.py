@@ -30,12 +30,16 @@ def setup_logging(level: str, file: Path | None = None) -> None:
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     root = logging.getLogger()
     root.setLevel(level.upper())
+    for old in [h for h in root.handlers if getattr(h, "_ymir_agent", False)]:  # called again: replace
+        root.removeHandler(old)
+        old.close()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.handlers.RotatingFileHandler(file, maxBytes=2 * 1024**2, backupCount=3))
     for h in handlers:
         h.setFormatter(fmt)
+        h._ymir_agent = True  # type: ignore[attr-defined]
         root.addHandler(h)
 
 

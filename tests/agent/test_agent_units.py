@@ -220,3 +220,33 @@ def test_captures_upload_to_hub_with_token_and_retry(tmp_path, hub):
     box.put("capture", {"record": {"id": "r2"}}, b"x")
     bad = Uplink(box, "dev1", None, hub.url, "wrong-token")
     assert bad.drain()["captures"] == 0 and box.stats()["refused"] == 1  # 401: refused for good, counted
+
+
+# ---- CLI ----------------------------------------------------------------------------------------
+
+
+def test_cli_config_masks_secrets_and_exits_2_on_bad_settings(tmp_path):
+    import logging
+
+    from click.testing import CliRunner
+
+    from agent.cli import main
+
+    saved = list(logging.getLogger().handlers)
+    runner = CliRunner()
+    env = {"YMIR_AGENT_DEVICE_ID": "cam-1", "YMIR_AGENT_DEVICE_TOKEN": "tok-123", "YMIR_AGENT_KEEP_SLOTS": "4"}
+    res = runner.invoke(main, ["config"], env=env)
+    assert res.exit_code == 0, res.output
+    assert "device_id = 'cam-1'" in res.output and "keep_slots = 4" in res.output
+    assert "tok-123" not in res.output and "device_token = '***'" in res.output
+    res = runner.invoke(main, ["config"], env={"YMIR_AGENT_KEEP_SLOTS": "-1"})
+    assert res.exit_code == 2 and "keep_slots must be >= 0" in res.output
+    res = runner.invoke(main, ["run", "--config", str(tmp_path / "missing.toml")], env={})
+    assert res.exit_code == 2 and "file not found" in res.output
+    bad_model = tmp_path / "x.onnx"
+    bad_model.write_bytes(b"not onnx")
+    res = runner.invoke(main, ["serve", str(bad_model), "--port", "0"])
+    assert res.exit_code == 2 and "x.onnx" in res.output
+    for h in logging.getLogger().handlers:  # serve set up logging on the runner's stream
+        if h not in saved:
+            logging.getLogger().removeHandler(h)
