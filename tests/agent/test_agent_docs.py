@@ -34,3 +34,13 @@ def test_every_route_is_documented():
 
 def test_every_cli_command_is_documented():
     assert not [c for c in main.commands if f"`ymir-agent {c}" not in DOC]
+
+
+def test_the_documented_example_config_loads(tmp_path):
+    from agent.config import load_settings
+
+    block = re.search(r"```toml\n(.*?)```", DOC, re.S).group(1)
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(block)
+    s = load_settings(cfg, env={})
+    assert s.device_id == "cam-entrance-1" and s.mqtt_url.startswith("mqtt://") and s.mining_top_k == 3
