@@ -78,7 +78,7 @@ def run(config: str | None, device_id: str | None) -> None:
     def _signal(signum, _frame):
         logging.getLogger(__name__).info("signal %d: stopping", signum)
         done.set()
-        agent._stop.set()
+        agent.request_stop()
 
     signal.signal(signal.SIGTERM, _signal)
     signal.signal(signal.SIGINT, _signal)

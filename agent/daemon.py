@@ -105,10 +105,17 @@ class Agent:
         """Block until the agent is told to stop; True if it stopped."""
         return self._stop.wait(timeout)
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Ask the agent to stop (signal handlers); :meth:`wait` returns, then call :meth:`stop`."""
         self._stop.set()
         with self._cv:
             self._cv.notify_all()
+
+    def stop(self) -> None:
+        """Stop serving first (no new records), then the loops, then flush what can be flushed."""
+        self.request_stop()
+        if self.http:
+            self.http.stop()
         for t in self._threads:
             t.join(timeout=10)
         self.miner.flush()
@@ -118,8 +125,6 @@ class Agent:
             log.exception("final outbox drain failed")
         if self.mqtt:
             self.mqtt.stop(protocol.status(self.s.device_id, "offline", reason="agent stopped"))
-        if self.http:
-            self.http.stop()
         self.outbox.close()
 
     # ---- events ---------------------------------------------------------------------------
