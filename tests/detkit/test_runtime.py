@@ -193,3 +193,13 @@ def test_concurrent_detect_is_safe(model, data, backend):
         got = list(pool.map(lambda img: d.detect(img, conf=0.3)[0].boxes, images * 3))
     for i, boxes in enumerate(got):
         np.testing.assert_allclose(boxes, expected[i % len(images)], atol=1e-3)
+
+
+@pytest.mark.skipif(not available_backends()["openvino"][0], reason="OpenVINO not installed")
+def test_openvino_reads_the_onnx_directly(model, det, data):
+    """OpenVINO opens the contract ONNX too, spec from its metadata, same detections as onnxruntime."""
+    ov = load(model, backend="openvino")
+    assert ov.backend == "openvino" and ov.info["precision"] == "fp32" and ov.class_names == list(CLASSES)
+    a, b = det.detect(data[0][0], conf=0.3)[0], ov.detect(data[0][0], conf=0.3)[0]
+    np.testing.assert_allclose(a.boxes, b.boxes, atol=0.5)
+    np.testing.assert_array_equal(a.class_ids, b.class_ids)
