@@ -250,9 +250,6 @@ class DirTree:
         with open(ref, "rb") as fh:
             return fh.read()
 
-    def __getstate__(self) -> dict:  # worker processes only read by ref: leave the listing behind
-        return {**self.__dict__, "files": {}}
-
 
 class ZipTree:
     """The files of a zip read in place (no extraction), under the same checks as :func:`extract_zip`.
@@ -286,12 +283,6 @@ class ZipTree:
         if len(data) > info.file_size:
             raise TooLarge(f"{self.label}: entry {info.filename[:200]!r} holds more data than declared")
         return data
-
-    def __getstate__(self) -> dict:  # worker processes reopen the (already checked) zip by path
-        return {"path": self.zf.filename, "label": self.label}
-
-    def __setstate__(self, state: dict) -> None:
-        self.zf, self.label, self.skipped, self.files = zipfile.ZipFile(state["path"]), state["label"], [], {}
 
 
 FileTree = DirTree | ZipTree

@@ -110,13 +110,13 @@ def ensure_bench_venv() -> Path:
 
 
 def _cpu() -> float:
-    """CPU seconds of this process and its finished children (ingest worker processes)."""
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    """CPU seconds of this process (all its threads)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    return me.ru_utime + me.ru_stime
 
 
-def time_ours(zip_path: Path, repeat: int, workers: int | None, work_dir: Path, extract: bool = False,
-              processes: bool = False) -> tuple[list[float], dict]:
+def time_ours(zip_path: Path, repeat: int, workers: int | None, work_dir: Path,
+              extract: bool = False) -> tuple[list[float], dict]:
     """``ingest_source`` (zip read in place), or ``open_source`` + ``ingest_dir`` with ``extract``."""
     from hub.datasets.ingest import Limits, Source, ingest_dir, ingest_source, open_source
 
@@ -131,11 +131,9 @@ def time_ours(zip_path: Path, repeat: int, workers: int | None, work_dir: Path, 
         t0 = time.perf_counter()
         if extract:
             with open_source(source, **kw) as root:
-                res = ingest_dir(root, assets_dir=work / "assets", resolve_class=resolve, workers=workers,
-                                 processes=processes)
+                res = ingest_dir(root, assets_dir=work / "assets", resolve_class=resolve, workers=workers)
         else:
-            res = ingest_source(source, assets_dir=work / "assets", resolve_class=resolve, workers=workers,
-                                processes=processes, **kw)
+            res = ingest_source(source, assets_dir=work / "assets", resolve_class=resolve, workers=workers, **kw)
         times.append(time.perf_counter() - t0)
         cpu.append(_cpu() - c0)
         summary = {"cpu": cpu, "images": res.report.images, "boxes": sum(res.report.boxes_per_class.values()),
@@ -147,7 +145,7 @@ def time_ours(zip_path: Path, repeat: int, workers: int | None, work_dir: Path, 
 def time_hub(zip_path: Path, repeat: int, work_dir: Path) -> list[float] | None:
     """The whole hub import (version row + ingest + SQLite rows), when the hub offers it."""
     try:
-        from hub.config import Settings
+        from hub.config import load_settings
         from hub.datasets import service
         from hub.store import classes as class_store
         from hub.store import projects as project_store
@@ -159,14 +157,13 @@ def time_hub(zip_path: Path, repeat: int, work_dir: Path) -> list[float] | None:
     for _ in range(repeat):
         work = Path(tempfile.mkdtemp(prefix="hub-", dir=work_dir))
         try:
-            ws = Workspace.open(Settings(workspace=work))
+            ws = Workspace.create(load_settings(work / "ws", env={}))
             class_store.ensure_classes(ws.database, list(VOC_CLASSES))
-            project = project_store.create_project(ws.database, "bench")
+            project_store.create_project(ws.database, "bench")
             t0 = time.perf_counter()
-            version = service.start_import(ws, project["id"], "zip", str(zip_path))
+            version = service.start_import(ws, "bench", kind="zip", value=str(zip_path))
             service.run_import(ws, version["id"])
             times.append(time.perf_counter() - t0)
-            ws.close()
         except Exception as exc:  # noqa: BLE001 - the hub API may differ; the engine figures still stand
             print(f"hub import path failed ({type(exc).__name__}: {exc})", file=sys.stderr)
             return None
@@ -188,7 +185,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=3, help="runs per side; the best is reported")
     ap.add_argument("--workers", type=int, default=None, help="ingest threads (default: engine's choice)")
-    ap.add_argument("--processes", action="store_true", help="ingest with worker processes instead of threads")
     ap.add_argument("--out", type=Path, default=ROOT / "bench-out" / "import_voc")
     ap.add_argument("--skip-datumaro", action="store_true")
     ap.add_argument("--work-dir", type=Path, default=None,
@@ -214,12 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     summaries: dict[str, dict] = {}
     cpus: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(args.repeat):
-        t, summaries["ours"] = time_ours(zip_path, 1, args.workers, work_dir, processes=args.processes)
+        t, summaries["ours"] = time_ours(zip_path, 1, args.workers, work_dir)
         runs["ours"] += t
         cpus["ours"] += summaries["ours"].pop("cpu")
         if args.with_extract:
-            t, summaries["extract"] = time_ours(zip_path, 1, args.workers, work_dir, extract=True,
-                                               processes=args.processes)
+            t, summaries["extract"] = time_ours(zip_path, 1, args.workers, work_dir, extract=True)
             runs["extract"] += t
             cpus["extract"] += summaries["extract"].pop("cpu")
         if args.with_hub:

@@ -319,28 +319,22 @@ def test_failed_ingest_leaves_no_orphan_files(tmp_path):
     assert files == [kept]
 
 
-@pytest.mark.parametrize("mode", ["threads", "processes"])
-def test_parallel_workers_give_the_same_result_as_one(tmp_path, mode, monkeypatch):
-    from hub.datasets import ingest
-
-    monkeypatch.setattr(ingest, "PROCESS_MIN_IMAGES", 10)
+def test_threaded_workers_give_the_same_result_as_one(tmp_path):
     files = {f"images/{i:03d}.jpg": jpeg(24, 24, seed=i % 30) for i in range(40)}  # 10 duplicates
     files |= {f"gt/{i:03d}.xml": voc(f"{i:03d}.jpg", [(-2, 1, 10, 12, "cat"), (3, 3, 3, 9, "dog")], 24, 24)
               for i in range(40)}
     files["images/zz.jpg"] = b"not an image"
     root = write(tmp_path / "ds", files)
     one = ingest_dir(root, assets_dir=tmp_path / "a1", resolve_class=resolve, workers=1)
-    many = ingest_dir(root, assets_dir=tmp_path / "a2", resolve_class=resolve, workers=2, processes=mode == "processes")
+    many = ingest_dir(root, assets_dir=tmp_path / "a2", resolve_class=resolve, workers=3)
     assert [a.sha1 for a in many.assets] == [a.sha1 for a in one.assets]
     assert [a.gt for a in many.assets] == [a.gt for a in one.assets]
     assert many.report == one.report and one.report.duplicates == 10
     assert len(many.created_files) == 30
 
 
-def test_failed_parallel_ingest_leaves_no_orphan_files(tmp_path, monkeypatch):
-    from hub.datasets import ingest
-
-    monkeypatch.setattr(ingest, "PROCESS_MIN_IMAGES", 10)
+@pytest.mark.parametrize("workers", [1, 3])
+def test_failed_ingest_leaves_no_orphans_sequential_or_threaded(tmp_path, workers):
     root = write(tmp_path / "ds", {f"images/{i:03d}.jpg": jpeg(16, 16, seed=i) for i in range(200)})
 
     def boom(done, total):
@@ -348,7 +342,7 @@ def test_failed_parallel_ingest_leaves_no_orphan_files(tmp_path, monkeypatch):
             raise RuntimeError("cancelled")
 
     with pytest.raises(RuntimeError):
-        ingest_dir(root, assets_dir=tmp_path / "assets", resolve_class=resolve, workers=2, processes=True, progress=boom)
+        ingest_dir(root, assets_dir=tmp_path / "assets", resolve_class=resolve, workers=workers, progress=boom)
     assert [p for p in (tmp_path / "assets").rglob("*") if p.is_file()] == []
 
 
