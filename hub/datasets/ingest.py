@@ -32,7 +32,7 @@ from detkit.errors import BadInput, TooLarge, UnknownClasses
 from detkit.imaging import DecodedImage, decode_image
 from detkit.io.yolo import rows_to_annotation
 from detkit.quality import image_quality
-from hub.datasets.layout import Layout, Raw, SideAnnotations, find_layout, image_key, read_side
+from hub.datasets.layout import Layout, Raw, SideAnnotations, find_layout, image_key, orphans, read_side
 from hub.datasets.sources import DirTree, FileTree, Limits, Source, open_source, open_tree
 
 __all__ = [
@@ -337,7 +337,7 @@ def ingest_tree(
                                    if part.format != "none" else "no annotation format recognised"})
     sides = [s for s in (gt, pred) if s is not None]
     class_map = _class_map(sides, resolve_class, unknown, report)
-    _report_orphans(sides, layout, report)
+    report.skipped.extend(orphans(sides, layout))
 
     run = _Ingest(tree, layout.images_dir, Path(assets_dir), class_map, limits)
     total = len(layout.images)
@@ -406,17 +406,6 @@ def _collect(out: _Outcome, report: IngestReport, seen: dict[str, str], assets: 
         assets.append(rec)
         boxes.update(b.name for b in (rec.gt.boxes if rec.gt else ()))
         pred_boxes.update(b.name for b in (rec.pred.boxes if rec.pred else ()))
-
-
-def _report_orphans(sides: list[SideAnnotations], layout: Layout, report: IngestReport) -> None:
-    """Annotations with no image: listed as skipped (their boxes cannot be imported)."""
-    keys = {image_key(rel) for rel in layout.images}
-    for side in sides:
-        matched = {side.lookup(k) for k in keys}
-        for key in list(side.anns) + list(side.bad):
-            if key not in matched:
-                reason = side.bad.get(key) or f"no image for {key!r} in {layout.images_dir}/"
-                report.skipped.append({"file": side.files[key], "reason": reason})
 
 
 def _remove(paths: Iterable[Path]) -> None:

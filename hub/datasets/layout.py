@@ -263,3 +263,16 @@ def read_side(part: Part, tree: FileTree, name: str, gt: SideAnnotations | None 
         stems.setdefault(key.rpartition("/")[2], []).append(key)
     side.by_stem = {stem: keys[0] for stem, keys in stems.items() if len(keys) == 1}
     return side
+
+
+def orphans(sides: list[SideAnnotations], layout: Layout) -> list[dict]:
+    """Annotation files with no image (their boxes cannot be imported), as skipped entries."""
+    keys = {image_key(rel) for rel in layout.images}
+    out = []
+    for side in sides:
+        matched = {side.lookup(k) for k in keys}
+        for key in list(side.anns) + list(side.bad):
+            if key not in matched:
+                reason = side.bad.get(key) or f"no image for {key!r} in {layout.images_dir}/"
+                out.append({"file": side.files[key], "reason": reason})
+    return out
