@@ -78,11 +78,10 @@ def quantize_onnx(
 
     with tempfile.TemporaryDirectory(prefix="ymir-quant-") as tmp:
         pre = Path(tmp) / "pre.onnx"
-        try:
-            quant_pre_process(str(source.path), str(pre))
-        except Exception as exc:  # symbolic shape inference gives up on some Resize/dynamic graphs
-            log.info("%s: symbolic shape inference failed (%s); using ONNX shape inference only", source.path, exc)
-            quant_pre_process(str(source.path), str(pre), skip_symbolic_shape=True)
+        # ONNX shape inference only: onnxruntime's symbolic one (meant for transformers) fails on the
+        # detector's Resize with a dynamic batch, and on failure it dumps sym_shape_infer_temp.onnx and
+        # uuid-named .data files into the working directory.
+        quant_pre_process(str(source.path), str(pre), skip_symbolic_shape=True)
         pre_model = onnx.load(str(pre))
         outputs = list(source.spec.outputs.values())
         exclude = head_nodes(pre_model, outputs) if exclude_head else []

@@ -74,10 +74,14 @@ def test_unvalidated_without_validation_set(tiny_onnx, tmp_path):
     assert det.backend == "openvino" and det.info["precision"] == "fp16"
 
 
-def test_quantized_model_keeps_spec_and_float_head(tiny_onnx, cal_zip, tmp_path):
+def test_quantized_model_keeps_spec_and_float_head(tiny_onnx, cal_zip, tmp_path, monkeypatch):
     import onnx
 
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     out = quantize_onnx(tiny_onnx, tmp_path / "q.onnx", cal_zip)
+    assert list(cwd.iterdir()) == []  # no temp files left in the working directory
     model = onnx.load(str(out))
     meta = {p.key: p.value for p in model.metadata_props}
     assert ModelSpec.from_json(meta[METADATA_KEY]).class_names == ["circle", "square", "triangle"]
