@@ -295,6 +295,55 @@ def model_export(cli, model_id, out, as_json):
     emit({"model_id": model_id, "path": str(path)}, as_json, str(path))
 
 
+@model.command("convert")
+@click.argument("model_id", type=int)
+@click.option("--targets", default="onnx-int8,openvino-int8", show_default=True,
+              help="Comma-separated targets (ymir-convert targets lists them).")
+@click.option("--stage", default=None, help="Model stage (default: the best).")
+@click.option("--val", "val_version", default=None, type=int, help="Validation version (default: the model's).")
+@click.option("--calib", "calib_version", default=None, type=int, help="Calibration version (default: training set).")
+@click.option("--max-drop", default=2.0, show_default=True, type=float, help="Reject above this mAP@0.5 drop (points).")
+@click.option("--wait", is_flag=True, help="Run/wait until the packages are made.")
+@json_option
+@pass_cli
+def model_convert(cli, model_id, targets, stage, val_version, calib_version, max_drop, wait, as_json):
+    """Convert a model stage into edge packages, each validated for accuracy and speed."""
+    from hub.conversions import submit_conversion
+    from hub.store import model_packages as packages_store
+
+    job = submit_conversion(_ctx(cli), model_id=model_id, targets=[t.strip() for t in targets.split(",") if t.strip()],
+                            stage=stage, val_version_id=val_version, calib_version_id=calib_version,
+                            max_drop=max_drop)
+    if not wait:
+        emit({"job_id": job["id"], "state": job["state"]}, as_json, f"job {job['id']} queued")
+        return
+    (job,) = _wait(cli, [job["id"]], as_json)
+    _check_done([job])
+    rows = [packages_store.get_package(cli.database, pid) for pid in job["result"]["packages"]]
+    emit({"job_id": job["id"], "packages": rows}, as_json, lambda d: "\n".join(_package_line(p) for p in d["packages"]))
+
+
+def _package_line(p: dict) -> str:
+    acc, speed = p["accuracy"], p["speed"]
+    return (f"{p['id']:>4}  {p['target']:<14} {p['status']:<10} mAP50={acc.get('mAP50', float('nan')):.4f} "
+            f"(Δ {acc.get('delta_mAP50', float('nan')):+.4f})  p50={speed.get('latency_ms_p50', float('nan')):.2f} ms  "
+            f"{speed.get('speedup_vs_source', float('nan')):.2f}x  {p['size_bytes'] / 1e6:.2f} MB")
+
+
+@model.command("packages")
+@click.argument("model_id", type=int)
+@json_option
+@pass_cli
+def model_packages(cli, model_id, as_json):
+    """List a model's packages with precision, size, mAP delta and latency."""
+    from hub.store import model_packages as packages_store
+    from hub.store import models as models_store
+
+    models_store.get_model(cli.database, model_id)
+    rows = packages_store.list_packages(cli.database, model_id)
+    emit(rows, as_json, lambda d: "\n".join(_package_line(p) for p in d) or "no packages")
+
+
 @click.group()
 def image():
     """Executor images (admin): list, add, link a mining image."""

@@ -61,7 +61,8 @@ def executor_image(row: dict) -> ExecutorImage:
     return ExecutorImage(name=row["name"], docker_ref=row["docker_ref"], local_command=command)
 
 
-def _items(ctx: JobContext, version_id: int, targets: list[str] | None, with_gt: bool) -> list[Item]:
+def version_items(ctx: JobContext, version_id: int, targets: list[str] | None, with_gt: bool) -> list[Item]:
+    """A version's assets as executor items; with ``with_gt`` their GT boxes (only ``targets`` if given)."""
     items = []
     wanted = set(targets or [])
     for row in assets_store.iter_version(ctx.database, version_id):
@@ -174,8 +175,8 @@ def _prepare_train(ctx: JobContext, job: dict) -> PreparedRun:
     if p.get("pretrained_model_id"):
         pre = models_store.get_model(ctx.database, p["pretrained_model_id"])
         _, models = _stage_files(ctx, pre, p.get("pretrained_stage"))
-    inputs = InputSet(training=_items(ctx, p["train_version_id"], p["targets"], True),
-                      validation=_items(ctx, p["val_version_id"], p["targets"], True), models=models)
+    inputs = InputSet(training=version_items(ctx, p["train_version_id"], p["targets"], True),
+                      validation=version_items(ctx, p["val_version_id"], p["targets"], True), models=models)
     return PreparedRun(image=executor_image(image_row), config=config, inputs=inputs, training=True)
 
 
@@ -218,7 +219,7 @@ def _prepare_predict(kind: str):
         config.update(p["config"])
         config.update(class_names=model["class_names"], gpu_count=0, gpu_id="")
         _, files = _stage_files(ctx, model, p["stage"])
-        inputs = InputSet(candidates=_items(ctx, p["version_id"], None, False), models=files)
+        inputs = InputSet(candidates=version_items(ctx, p["version_id"], None, False), models=files)
         return PreparedRun(image=executor_image(image_row), config=config, inputs=inputs,
                            mining=kind == "mine", infer=kind == "infer")
 

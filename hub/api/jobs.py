@@ -211,3 +211,37 @@ def job_history(job_id: str):
     """Per-epoch training history (live while the executor runs)."""
     job = jobs_store.get_job(database(), job_id)
     return jsonify({"job_id": job_id, "history": training_history(database(), Path(state().settings.home), job)})
+
+
+@bp.post("/models/<int:model_id>/packages")
+def convert_model(model_id: int):
+    """Queue a conversion of a model stage into packages for the chosen targets."""
+    from hub.conversions import DEFAULT_TARGETS, submit_conversion
+
+    data = body()
+    job = submit_conversion(
+        _ctx(), model_id=model_id, targets=str_list(data, "targets") or list(DEFAULT_TARGETS),
+        stage=get_field(data, "stage", str), val_version_id=get_field(data, "val_version_id", int),
+        calib_version_id=get_field(data, "calib_version_id", int),
+        max_drop=get_field(data, "max_drop", float, default=2.0), created_by=g.user["id"],
+    )
+    return jsonify(_job_public(job)), 202
+
+
+@bp.get("/models/<int:model_id>/packages")
+def list_model_packages(model_id: int):
+    from hub.store import model_packages as packages_store
+
+    models_store.get_model(database(), model_id)
+    return jsonify({"packages": packages_store.list_packages(database(), model_id)})
+
+
+@bp.get("/packages/<int:package_id>/download")
+def download_package(package_id: int):
+    from hub.fleet.algorithms import artifact_path
+    from hub.store import model_packages as packages_store
+
+    pkg = packages_store.get_package(database(), package_id)
+    model = models_store.get_model(database(), pkg["model_id"])
+    return send_file(artifact_path(state().settings, pkg["sha256"]), as_attachment=True,
+                     download_name=f"{model['name']}-v{model['version']}-{pkg['stage']}-{pkg['target']}.zip")

@@ -46,7 +46,8 @@ def artifact_path(settings, sha256: str) -> Path:
     return artifacts_dir(settings) / f"{sha256}.zip"
 
 
-def _store_zip(database: Database, settings, zip_path: Path) -> tuple[str, int]:
+def store_artifact(database: Database, settings, zip_path: Path) -> tuple[str, int]:
+    """Keep a package zip under artifacts/ by sha256 (devices download it from there)."""
     h = hashlib.sha256()
     with open(zip_path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -72,7 +73,7 @@ def _check_name(name: str) -> str:
 def _register(database: Database, settings, zip_path: Path, *, name: str, title: str, description: str,
               project_id: int | None, model_id: int | None, stage: str, owner_id: int | None) -> dict:
     manifest = verify(zip_path)
-    sha, size = _store_zip(database, settings, zip_path)
+    sha, size = store_artifact(database, settings, zip_path)
     return algo_store.create_algorithm(
         database, name=name, title=title, description=description, project_id=project_id, model_id=model_id,
         stage=stage, sha256=sha, size=size, backend=manifest.backend or "onnxruntime",

@@ -113,8 +113,27 @@ def model_page(model_id: int):
     m = models_store.get_model(database(), model_id)
     p = project_store.get_project(database(), m["project_id"]) if m["project_id"] else None
     job = jobs_store.get_job(database(), m["job_id"]) if m["job_id"] else None
+    from converters.formats import TARGETS
+    from hub.store import model_packages as packages_store
+
+    versions = _ready_versions(m["project_id"]) if m["project_id"] else []
     return render_template("model.html", project=p, section="models", model=m, job=job,
-                           history_json=json.dumps(m["history"]))
+                           history_json=json.dumps(m["history"]), packages=packages_store.list_packages(database(), model_id),
+                           targets=list(TARGETS), versions=versions)
+
+
+@bp.post("/models/<int:model_id>/packages")
+@form_action(lambda model_id: url_for("web.model_page", model_id=model_id))
+def model_convert(model_id: int):
+    from hub.conversions import submit_conversion
+
+    f = request.form
+    job = submit_conversion(
+        job_context(state().settings, database()), model_id=model_id, targets=f.getlist("targets"),
+        stage=f.get("stage") or None, val_version_id=int(f["val_version"]) if f.get("val_version") else None,
+        max_drop=float(f.get("max_drop") or 2.0), created_by=g.user["id"],
+    )
+    return redirect(url_for("web.job_page", job_id=job["id"]))
 
 
 @bp.get("/jobs")

@@ -1,0 +1,88 @@
+"""A trained model stage becomes validated edge packages through a hub job (CLI, API, page)."""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+
+import pytest
+from click.testing import CliRunner
+
+from detkit.package import verify
+from detkit.synth import write_sample_zip
+from hub import create_app
+from hub.cli import main
+from hub.config import load_settings
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    home = tmp_path_factory.mktemp("ws")
+    cli = CliRunner()
+
+    def run(*args, ok=True):
+        result = cli.invoke(main, ["--home", str(home), *args], catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    run("init", "--admin-password", "password1")
+    for c in ("circle", "square", "triangle"):
+        run("class", "add", c)
+    run("project", "create", "shapes", "--classes", "circle,square,triangle")
+    for name, n, seed in (("train", 16, 11), ("val", 6, 12)):
+        run("dataset", "import", "--project", "shapes", "--zip", str(write_sample_zip(home / f"{name}.zip", n, seed)),
+            "--name", name)
+    model = json.loads(run("train", "--project", "shapes", "--train", "1", "--val", "2", "--set", "epochs=2",
+                           "--set", "input_size=128", "--wait", "--json").stdout)
+    run.home, run.model_id = home, model["model_id"]
+    return run
+
+
+def test_convert_from_the_cli_records_accuracy_and_speed(hub):
+    out = json.loads(hub("model", "convert", str(hub.model_id), "--targets", "onnx-int8,openvino-fp16", "--wait",
+                         "--json").stdout)
+    packages = out["packages"]
+    assert [p["target"] for p in packages] == ["onnx-int8", "openvino-fp16"]
+    for p in packages:
+        assert p["status"] in ("accepted", "rejected")
+        assert {"mAP50", "mAP50_95", "delta_mAP50", "delta_mAP50_95"} <= set(p["accuracy"])
+        assert {"latency_ms_p50", "latency_ms_p95", "images_per_s"} <= set(p["speed"])
+        zip_path = hub.home / "artifacts" / f"{p['sha256']}.zip"
+        assert zipfile.is_zipfile(zip_path) and zip_path.stat().st_size == p["size_bytes"]
+        manifest = verify(zip_path)
+        assert manifest.precision == p["precision"] and manifest.backend == p["backend"]
+    listed = json.loads(hub("model", "packages", str(hub.model_id), "--json").stdout)
+    assert {p["id"] for p in listed} == {p["id"] for p in packages}
+
+
+def test_bad_conversion_requests_are_refused(hub):
+    r = hub("model", "convert", str(hub.model_id), "--targets", "onnx-int4", ok=False)
+    assert r.exit_code == 2 and "unknown conversion target(s) onnx-int4" in r.stderr
+    r = hub("model", "convert", str(hub.model_id), "--stage", "nope", ok=False)
+    assert r.exit_code == 2 and "has no stage 'nope'" in r.stderr
+    r = hub("model", "convert", "999", ok=False)
+    assert r.exit_code == 2 and "model 999 not found" in r.stderr
+
+
+def test_model_page_lists_packages_and_publishes(hub):
+    app = create_app(load_settings(hub.home, env={}))
+    try:
+        client = app.test_client()
+        html = client.get("/login").get_data(as_text=True)
+        token = re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
+        client.post("/login", data={"username": "admin", "password": "password1", "csrf_token": token})
+        page = client.get(f"/models/{hub.model_id}").get_data(as_text=True)
+        assert "Packages for edge devices" in page and "openvino-fp16" in page and "download" in page
+        token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+        resp = client.post(f"/models/{hub.model_id}/packages", data={"csrf_token": token, "targets": ["onnx-fp32"],
+                                                                     "val_version": "2", "max_drop": "2"})
+        assert resp.status_code == 302 and "/jobs/" in resp.headers["Location"]
+        pkg = client.get(f"/api/v1/models/{hub.model_id}/packages").get_json()["packages"][0]
+        data = client.get(f"/api/v1/packages/{pkg['id']}/download").data
+        assert data[:2] == b"PK"
+    finally:
+        app.extensions["ymir"].close()
