@@ -33,10 +33,13 @@ _ORT_TYPES = {
 
 @dataclass
 class Config:
-    """onnxruntime settings: ``threads`` (0 = onnxruntime decides), graph optimisation level."""
+    """onnxruntime settings: ``threads`` (0 = onnxruntime decides), graph optimisation level, and
+    ``spinning``: whether idle pool threads busy-wait (fast on an idle box, but on a 2-core device they
+    steal the CPU the HTTP server needs, so off by default)."""
 
     threads: int = 0
     optimization: str = "all"  # disable | basic | extended | all
+    spinning: bool = False
 
 
 def probe() -> tuple[bool, str]:
@@ -76,6 +79,9 @@ class OrtSession:
         opts.log_severity_level = 3
         if config.threads:
             opts.intra_op_num_threads = int(config.threads)
+        if not config.spinning:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         levels = {
             "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
             "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
