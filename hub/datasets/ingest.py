@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import math
 import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -165,10 +166,15 @@ class _Ingest:
             out.ignored[normalize(b.name)] += 1
             return None
         w, h = dec.width, dec.height
-        x1, y1 = min(max(b.x1, 0.0), w), min(max(b.y1, 0.0), h)
-        x2, y2 = min(max(b.x2, 0.0), w), min(max(b.y2, 0.0), h)
         where = {"file": out.rel, "set": side, "box": i + 1}
         coords = f"({b.x1:g}, {b.y1:g}, {b.x2:g}, {b.y2:g})"
+        scores = [v for v in (b.confidence, b.box_quality) if v is not None]
+        if not all(math.isfinite(v) for v in (b.x1, b.y1, b.x2, b.y2, *scores)):
+            out.fixed.append({**where, "action": "rejected",
+                              "reason": f"box {coords} of {b.name!r} has a coordinate or score that is not a finite number"})
+            return None
+        x1, y1 = min(max(b.x1, 0.0), w), min(max(b.y1, 0.0), h)
+        x2, y2 = min(max(b.x2, 0.0), w), min(max(b.y2, 0.0), h)
         if x2 - x1 <= 0 or y2 - y1 <= 0:
             out.fixed.append({**where, "action": "rejected",
                               "reason": f"box {coords} of {b.name!r} has no area inside the {w}x{h} image"})
@@ -197,7 +203,9 @@ class _Ingest:
         out.created = store_asset(self.assets_dir, sha1, data, self.made_dirs)
         gt = self._annotation(gt_raw, "gt", rel, dec, out)
         pred = self._annotation(pred_raw, "pred", rel, dec, out)
-        quality = gt.image_quality if gt is not None and gt.image_quality is not None else image_quality(dec.grey)
+        given = gt.image_quality if gt is not None else None
+        # YMIR's <image_quality> is kept when it is a score in [0, 1]; anything else is recomputed
+        quality = given if given is not None and 0.0 <= given <= 1.0 else image_quality(dec.grey)
         out.record = AssetRecord(sha1, dec.format, dec.width, dec.height, len(data), rel, quality, gt, pred)
         return out
 

@@ -134,13 +134,14 @@ def extract_zip(zip_path: Path, dest: Path, limits: Limits, where: str = "zip") 
                 continue
             target = os.path.join(dest_real, rel)
             parent = os.path.dirname(target)
-            if parent not in made_dirs:
-                os.makedirs(parent, exist_ok=True)
-                made_dirs.add(parent)
             try:
+                if parent not in made_dirs:
+                    os.makedirs(parent, exist_ok=True)
+                    made_dirs.add(parent)
                 out = open(target, "xb")  # noqa: SIM115 - closed below; 'x' refuses duplicate names
-            except (FileExistsError, IsADirectoryError):
-                raise BadInput(f"{where}: entry {info.filename[:200]!r} appears twice") from None
+            except (FileExistsError, IsADirectoryError, NotADirectoryError):
+                raise BadInput(f"{where}: entry {info.filename[:200]!r} appears twice or clashes with "
+                               "another entry (a file and a folder of one name)") from None
             with out:
                 written = 0
                 try:
@@ -227,23 +228,28 @@ class DirTree:
         stack = [(str(self.root), "")]
         while stack:
             current, prefix = stack.pop()
-            with os.scandir(current) as it:
-                for e in it:
-                    rel = prefix + e.name
-                    if _hidden(e.name):
-                        continue
-                    if e.is_symlink():
-                        real = os.path.realpath(e.path)
-                        if os.path.commonpath([base_real, real]) != base_real:
-                            self.skipped.append({"file": rel, "reason": "symbolic link pointing outside the dataset"})
-                        elif os.path.isdir(real):
-                            self.skipped.append({"file": rel, "reason": "symbolic link to a folder is not followed"})
-                        elif os.path.isfile(real):
-                            self.files[rel] = e.path
-                    elif e.is_dir(follow_symlinks=False):
-                        stack.append((e.path, rel + "/"))
-                    elif e.is_file(follow_symlinks=False):
+            try:
+                with os.scandir(current) as it:
+                    entries = list(it)
+            except OSError as exc:
+                self.skipped.append({"file": prefix.rstrip("/") or ".", "reason": f"unreadable folder ({exc.strerror})"})
+                continue
+            for e in entries:
+                rel = prefix + e.name
+                if _hidden(e.name):
+                    continue
+                if e.is_symlink():
+                    real = os.path.realpath(e.path)
+                    if os.path.commonpath([base_real, real]) != base_real:
+                        self.skipped.append({"file": rel, "reason": "symbolic link pointing outside the dataset"})
+                    elif os.path.isdir(real):
+                        self.skipped.append({"file": rel, "reason": "symbolic link to a folder is not followed"})
+                    elif os.path.isfile(real):
                         self.files[rel] = e.path
+                elif e.is_dir(follow_symlinks=False):
+                    stack.append((e.path, rel + "/"))
+                elif e.is_file(follow_symlinks=False):
+                    self.files[rel] = e.path
         self.files = dict(sorted(self.files.items()))
 
     def read(self, ref: str) -> bytes:

@@ -367,3 +367,20 @@ def test_ingest_source_reads_a_zip_in_place_like_ingest_dir(tmp_path):
     assert [(a.sha1, a.gt, a.pred) for a in direct.assets] == [(a.sha1, a.gt, a.pred) for a in extracted.assets]
     assert direct.report.images == 2 and direct.report.pred_meta == {"model": "x"}
     assert not (tmp_path / "tmp").exists() or list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_not_a_number_boxes_are_rejected_and_bad_quality_recomputed(tmp_path):
+    xml = (b"<annotation><filename>a.jpg</filename><image_quality>7.5</image_quality>"
+           b"<object><name>cat</name><bndbox><xmin>nan</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox>"
+           b"</object><object><name>dog</name><confidence>nan</confidence><bndbox><xmin>1</xmin><ymin>1</ymin>"
+           b"<xmax>9</xmax><ymax>9</ymax></bndbox></object><object><name>dog</name><bndbox><xmin>1</xmin>"
+           b"<ymin>1</ymin><xmax>inf</xmax><ymax>9</ymax></bndbox></object><object><name>cat</name><bndbox>"
+           b"<xmin>1</xmin><ymin>2</ymin><xmax>99</xmax><ymax>9</ymax></bndbox></object></annotation>")
+    root = write(tmp_path / "ds", {"images/a.jpg": jpeg(), "gt/a.xml": xml})
+    rec = run(root, tmp_path).assets[0]
+    assert [(b.x1, b.x2) for b in rec.gt.boxes] == [(1, 64)]
+    assert 0.0 <= rec.image_quality <= 1.0
+    fixed = run(root, tmp_path).report.fixed
+    assert [(f["box"], f["action"]) for f in fixed] == [(1, "rejected"), (2, "rejected"), (3, "rejected"),
+                                                         (4, "clipped")]
+    assert all("not a finite number" in f["reason"] for f in fixed[:3])

@@ -268,3 +268,9 @@ def test_url_http_error_and_non_zip(tmp_path, server):
     with pytest.raises(BadInput, match="not a zip"):
         with opened(tmp_path, Source("url", f"{server}/text")):
             pass
+
+
+def test_zip_entry_clashing_file_and_folder_is_refused(tmp_path):
+    z = make_zip(tmp_path / "clash.zip", [("images", b"x"), ("images/a.jpg", b"y")])
+    with pytest.raises(BadInput, match="clashes"):
+        consume(tmp_path, Source("zip", str(z)))
