@@ -111,27 +111,25 @@ def _check_directory(infos: list[zipfile.ZipInfo], zip_size: int, limits: Limits
         )
 
 
-def extract_zip(zip_path: Path, dest: Path, limits: Limits, where: str = "zip") -> int:
-    """Extract ``zip_path`` into ``dest`` (which must exist) under the limits; returns files written."""
-    zip_size = zip_path.stat().st_size
-    if zip_size > limits.max_zip_bytes:
-        raise TooLarge(f"{where}: {zip_size} bytes exceeds the limit of {limits.max_zip_bytes}")
+def _open_zip_file(path: Path, limits: Limits, where: str) -> tuple[zipfile.ZipFile, int]:
+    size = path.stat().st_size
+    if size > limits.max_zip_bytes:
+        raise TooLarge(f"{where}: {size} bytes exceeds the limit of {limits.max_zip_bytes}")
     try:
-        zf = zipfile.ZipFile(zip_path)
+        return zipfile.ZipFile(path), size
     except (zipfile.BadZipFile, OSError) as exc:
         raise BadInput(f"{where}: not a readable zip file ({exc})") from None
+
+
+def extract_zip(zip_path: Path, dest: Path, limits: Limits, where: str = "zip") -> int:
+    """Extract ``zip_path`` into ``dest`` (which must exist) under the limits; returns files written."""
+    zf, zip_size = _open_zip_file(zip_path, limits, where)
     with zf:
-        infos = zf.infolist()
-        targets = [(info, _entry_target(info)) for info in infos]
-        if not any(t for _, t in targets):
-            raise BadInput(f"{where}: the zip is empty")
-        _check_directory(infos, zip_size, limits, where)
+        tree = ZipTree(zf, zip_size, limits, where)  # every entry and directory check happens here
         dest_real = os.path.realpath(dest)
         made_dirs: set[str] = set()
         total = files = 0
-        for info, rel in targets:
-            if rel is None or rel.split("/", 1)[0] == "__MACOSX":
-                continue
+        for rel, info in tree.files.items():
             target = os.path.join(dest_real, rel)
             parent = os.path.dirname(target)
             try:
@@ -295,13 +293,7 @@ FileTree = DirTree | ZipTree
 
 
 def _zip_tree(path: Path, limits: Limits, where: str, stack) -> ZipTree:
-    zip_size = path.stat().st_size
-    if zip_size > limits.max_zip_bytes:
-        raise TooLarge(f"{where}: {zip_size} bytes exceeds the limit of {limits.max_zip_bytes}")
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise BadInput(f"{where}: not a readable zip file ({exc})") from None
+    zf, zip_size = _open_zip_file(path, limits, where)
     stack.callback(zf.close)
     return ZipTree(zf, zip_size, limits, where)
 
