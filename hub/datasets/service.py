@@ -188,27 +188,23 @@ def _copy_version(ws: Workspace, version: dict, progress: _Throttled) -> dict:
 
 
 def _ingest_version(ws: Workspace, version: dict, progress: _Throttled) -> dict:
-    from hub.datasets.ingest import ingest_dir
-    from hub.datasets.sources import Source, open_source
+    from hub.datasets.ingest import ingest_source
+    from hub.datasets.sources import Source
 
     settings = ws.settings
     source = version["source"]
     limits = limits_for(settings)
-    result = None
-    with open_source(
+    # zips are read in place: no temporary copy of every file
+    result = ingest_source(
         Source(source["kind"], source["value"]),
         sharing_dir=settings.sharing_dir,
         tmp_dir=settings.tmp_dir,
+        assets_dir=settings.assets_dir,
+        resolve_class=_resolver(ws),
+        unknown=source.get("unknown", "stop"),
         limits=limits,
-    ) as root:
-        result = ingest_dir(
-            root,
-            assets_dir=settings.assets_dir,
-            resolve_class=_resolver(ws),
-            unknown=source.get("unknown", "stop"),
-            limits=limits,
-            progress=progress,
-        )
+        progress=progress,
+    )
     try:
         report = _report_dict(result.report)
         report["images"] = len(result.assets)
