@@ -1,0 +1,57 @@
+"""The built-in executor as a docker image, trained through DockerBackend (real dockerd, real image)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from detkit.synth import write_sample_zip
+from hub.cli import main
+
+ROOT = Path(__file__).resolve().parents[3]
+pytestmark = [pytest.mark.slow, pytest.mark.docker]
+
+
+@pytest.fixture(scope="module")
+def executor_image(docker_host):
+    if not shutil.which("debootstrap"):
+        pytest.skip("debootstrap is not installed: cannot make a python base image without a registry")
+    env = dict(os.environ, DOCKER_HOST=docker_host)
+    proc = subprocess.run([str(ROOT / "scripts/build_executor_image.sh")], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def test_built_in_executor_trains_under_docker(tmp_path, docker_host, executor_image):
+    assert executor_image == "ymir-edge/executor:latest"
+    env = {"YMIR_JOB_BACKEND": "docker", "YMIR_DOCKER_HOST": docker_host}
+    cli = CliRunner(env=env)
+
+    def run(*args):
+        result = cli.invoke(main, ["--home", str(tmp_path), *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result
+
+    run("init", "--admin-password", "password1")
+    for c in ("circle", "square", "triangle"):
+        run("class", "add", c)
+    run("project", "create", "shapes", "--classes", "circle,square,triangle")
+    for name, n, seed in (("train", 12, 7), ("val", 4, 8)):
+        run("dataset", "import", "--project", "shapes", "--zip", str(write_sample_zip(tmp_path / f"{name}.zip", n, seed)),
+            "--name", name)
+    images = json.loads(run("image", "list", "--json").stdout)
+    assert any(i["docker_ref"] == executor_image for i in images)
+    out = json.loads(run("train", "--project", "shapes", "--train", "1", "--val", "2", "--set", "epochs=1",
+                         "--set", "input_size=128", "--wait", "--json").stdout)
+    assert out["best_stage"] in out["stages"] and "mAP50" in out["metrics"]
+    job = json.loads(run("job", "show", out["job_id"], "--json").stdout)
+    assert job["backend"] == "docker" and job["handle"].startswith("container:")
+    # the container wrote only into /out: /in was mounted read-only
+    assert (tmp_path / "jobs" / out["job_id"] / "in" / "env.yaml").read_text().count("/in/") > 3
