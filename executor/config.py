@@ -109,6 +109,7 @@ RULES: dict[str, Callable[[Any], Any]] = {
     "device": _choice("auto", "cpu", "cuda"),
     "conf_threshold": _float(0.0, 1.0),
     "max_det": _int(1, 10000),
+    "uncertainty": _choice("entropy", "least_confidence", "margin"),
     "save_period": _int(0),
     "class_names": _class_names,
     "export_format": _export_format,

@@ -1,10 +1,10 @@
 """Mining and inference over the candidate index with a trained checkpoint.
 
-Mining score (higher = more worth labelling): the mean binary entropy, in bits, of the image's
-candidate detections (score >= ``conf_threshold``, default 0.05). A detection at 0.5 is maximally
-uncertain (1 bit); one at 0.05 or 0.95 contributes ~0.29. An image with no candidate at all scores
-0: the model sees nothing there, confidently. Simple, cheap, and it ranks images whose objects
-the model half-recognises first.
+Mining score (higher = more worth labelling): :mod:`detkit.scoring` over the image's candidate
+detections (score >= ``conf_threshold``, default 0.05), reduced by max over boxes — the same
+scores the device agent mines with. Default ``uncertainty: entropy``: the binary entropy of the
+most uncertain detection (a detection at 0.5 scores 1, at 0.05 or 0.95 about 0.29). An image with
+no candidate at all scores 0: the model sees nothing there, confidently.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 
 from detkit.errors import BadInput
 from detkit.runtime.prepost import decode_centernet, unletterbox
+from detkit.scoring import batch_image_scores
 from executor.contract import Env, read_index, resolve_input_path
 from executor.data import load_images
 from executor.outputs import PhaseMonitor, write_infer_result, write_mining_result
@@ -26,12 +27,9 @@ log = logging.getLogger(__name__)
 MINING_MAX_DET = 100
 
 
-def entropy_score(scores: np.ndarray) -> float:
-    """Mean binary entropy (bits) of detection scores; 0 for no detections."""
-    if scores.size == 0:
-        return 0.0
-    p = np.clip(scores.astype(np.float64), 1e-6, 1 - 1e-6)
-    return float(np.mean(-(p * np.log2(p) + (1 - p) * np.log2(1 - p))))
+def uncertainty_scores(per_image: list[np.ndarray], kind: str = "entropy") -> list[float]:
+    """Image scores from each image's detection scores (:func:`detkit.scoring.batch_image_scores`)."""
+    return [float(s[kind]) for s in batch_image_scores(per_image)]
 
 
 def model_path(env: Env, cfg: dict[str, Any]) -> Path:
@@ -66,9 +64,9 @@ def run_candidates(env: Env, cfgs: dict[str, dict[str, Any]], monitor: PhaseMoni
         images, lbs = load_images(paths, spec.input_size)
         heatmap, distances = raw_outputs(model, images, spec, device)
         if mining:
-            for p, (_, s, _) in zip(paths, decode_centernet(heatmap, distances, spec.stride, mine_conf, MINING_MAX_DET),
-                                    strict=True):
-                scores.append((str(p), entropy_score(s)))
+            decoded = decode_centernet(heatmap, distances, spec.stride, mine_conf, MINING_MAX_DET)
+            values = uncertainty_scores([s for _, s, _ in decoded], cfgs["mining"]["uncertainty"])
+            scores += [(str(p), v) for p, v in zip(paths, values, strict=True)]
         if infer:
             for p, lb, (b, s, c) in zip(paths, lbs, decode_centernet(heatmap, distances, spec.stride, infer_conf, max_det),
                                         strict=True):

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 ALPHA = 0.54
+MIN_RADIUS = 1  # cells: even the smallest box gets a 3x3 gaussian, not a one-cell spike (learns faster)
 HM_WEIGHT = 1.0
 BOX_WEIGHT = 5.0
 
@@ -38,8 +39,8 @@ def make_targets(
         x1, y1, x2, y2 = boxes[k]
         cx = min(int((x1 + x2) / 2 / stride), g - 1)
         cy = min(int((y1 + y2) / 2 / stride), g - 1)
-        rw = max(0, int(wh[k, 0] / stride / 2 * ALPHA))
-        rh = max(0, int(wh[k, 1] / stride / 2 * ALPHA))
+        rw = max(MIN_RADIUS, int(wh[k, 0] / stride / 2 * ALPHA))
+        rh = max(MIN_RADIUS, int(wh[k, 1] / stride / 2 * ALPHA))
         sx, sy = (2 * rw + 1) / 6, (2 * rh + 1) / 6
         xa, xb, ya, yb = max(0, cx - rw), min(g, cx + rw + 1), max(0, cy - rh), min(g, cy + rh + 1)
         gx = np.exp(-((xs[xa:xb] - cx) ** 2) / (2 * sx * sx))

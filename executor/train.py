@@ -199,7 +199,9 @@ def run_training(env: Env, cfg: dict[str, Any], monitor: PhaseMonitor) -> dict:
             metrics = validate(model, val, spec, device, cfg["conf_threshold"])
             entry = {"epoch": epoch, "loss": round(float(np.mean(losses)), 5), "mAP50": round(metrics["mAP50"], 5),
                      "mAP50_95": round(metrics["mAP50_95"], 5), "seconds": round(time.time() - t0, 2),
-                     "epoch_seconds": round(time.time() - te, 2), "lr": opt.param_groups[0]["lr"]}
+                     "epoch_seconds": round(time.time() - te, 2), "lr": opt.param_groups[0]["lr"],
+                     "ap50_per_class": {class_names[int(k)]: round(float(v["ap50"]), 5)
+                                        for k, v in metrics["per_class"].items()}}
             history.append(entry)
             atomic_write(models_dir / "history.json", json.dumps(history, indent=1))
             log.info("epoch %d/%d loss %.4f val mAP50 %.4f mAP50_95 %.4f (%.1fs, %.0fs total)", epoch, epochs,

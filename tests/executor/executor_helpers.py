@@ -13,8 +13,8 @@ from executor.sample_task import make_training_task, write_config, write_env, wr
 
 REPO = Path(__file__).resolve().parents[2]
 # Small enough for ~1 minute of CPU, big enough that learning is unmistakable.
-FAST_TRAIN = dict(epochs=6, input_size=192, save_period=3, seed=0)
-TRAIN_IMAGES, VAL_IMAGES = 160, 40
+FAST_TRAIN = dict(epochs=12, input_size=192, save_period=6, seed=0)
+TRAIN_IMAGES, VAL_IMAGES = 200, 40
 
 
 @dataclass

@@ -20,12 +20,12 @@ from executor.train import validate
 def test_training_succeeds_and_reports_done(trained):
     task, ts, pct, state = trained.monitor
     assert (task, float(pct), state) == ("t-train", 1.0, "3")
-    assert "epoch 6/6" in trained.log and "training done" in trained.log
+    assert "epoch 12/12" in trained.log and "training done" in trained.log
 
 
 def test_result_yaml_follows_the_contract(trained, result_yaml):
     stages = result_yaml["model_stages"]
-    assert set(stages) == {"epoch_3", "epoch_6", "best"}
+    assert set(stages) == {"epoch_6", "epoch_12", "best"}
     assert result_yaml["best_stage_name"] == "best"
     assert result_yaml["map"] == stages["best"]["mAP"]
     for name, stage in stages.items():
@@ -40,7 +40,7 @@ def test_result_yaml_follows_the_contract(trained, result_yaml):
 
 def test_history_has_one_row_per_epoch(trained):
     history = json.loads((trained.out / "models" / "history.json").read_text())
-    assert [h["epoch"] for h in history] == list(range(1, 7))
+    assert [h["epoch"] for h in history] == list(range(1, 13))
     for h in history:
         assert {"epoch", "loss", "mAP50", "mAP50_95", "seconds"} <= set(h)
     assert history[-1]["loss"] < history[0]["loss"]

@@ -11,7 +11,7 @@ import torch
 from detkit.errors import BadInput
 from executor.config import load_config, template, validate
 from executor.contract import load_env
-from executor.mine import entropy_score
+from executor.mine import uncertainty_scores
 from executor.model import Arch, Detector, count_parameters
 from executor.outputs import Monitor
 from executor.sample_task import write_config, write_env
@@ -96,10 +96,12 @@ def test_losses_are_lowest_for_the_right_answer():
     assert giou_loss(exact, bt, w, 4) < 1e-3 < giou_loss(exact * 0.5, bt, w, 4)
 
 
-def test_entropy_score_ranks_uncertain_detections_first():
-    assert entropy_score(np.array([0.5])) == pytest.approx(1.0)
-    assert entropy_score(np.array([0.5, 0.45])) > entropy_score(np.array([0.95, 0.9])) > 0
-    assert entropy_score(np.array([])) == 0.0
+def test_uncertainty_scores_rank_uncertain_detections_first():
+    scores = uncertainty_scores([np.array([0.5]), np.array([0.95, 0.9]), np.array([0.55, 0.97]), np.array([])])
+    assert scores[0] == pytest.approx(1.0)
+    assert scores[0] > scores[2] > scores[1] > scores[3] == 0.0
+    lc = uncertainty_scores([np.array([0.3]), np.array([0.9])], "least_confidence")
+    assert lc[0] > lc[1]
 
 
 def test_detector_is_small_and_outputs_stride_4_maps():
@@ -107,3 +109,10 @@ def test_detector_is_small_and_outputs_stride_4_maps():
     assert 250_000 < count_parameters(model) < 1_000_000
     logits, dist = model(torch.zeros(2, 3, 128, 128))
     assert logits.shape == (2, 3, 32, 32) and dist.shape == (2, 4, 32, 32) and bool((dist > 0).all())
+
+
+def test_every_template_setting_is_documented():
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "executor-contract.md").read_text()
+    for kind in ("training", "mining", "infer"):
+        for key in template(kind):
+            assert f"`{key}`" in doc, f"{kind} setting {key} is not in docs/executor-contract.md"
