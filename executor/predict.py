@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from detkit.errors import BadModel
+from detkit.errors import BadModel, Unavailable
 from detkit.manifest import ModelSpec
 from detkit.runtime.prepost import Letterbox, decode_centernet, normalize, unletterbox
 from executor.model import STRIDE, Arch, Detector, ExportModel
@@ -90,5 +90,5 @@ def pick_device(choice: str = "auto", gpu_count: int | None = None) -> torch.dev
     if torch.cuda.is_available():
         return torch.device("cuda")
     if choice == "cuda":
-        raise BadModel("device: cuda was asked for but no CUDA device is available")
+        raise Unavailable("device: cuda was asked for but no CUDA device is available (use auto or cpu)")
     return torch.device("cpu")
