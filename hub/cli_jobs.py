@@ -383,6 +383,33 @@ def image_add(cli, name, docker_ref, local_command, description, as_json):
     emit(row, as_json, f"registered image {name}")
 
 
+@image.command("copy")
+@click.argument("name")
+@click.argument("new_name")
+@json_option
+@pass_cli
+def image_copy(cli, name, new_name, as_json):
+    """Copy a public image under a new name (to edit its templates or link it)."""
+    from hub.store import executor_images as images_store
+    from hub.training import register_builtin_image
+
+    register_builtin_image(cli.database)
+    emit(images_store.copy_image(cli.database, name, new_name), as_json, f"copied {name} to {new_name}")
+
+
+@image.command("public")
+@click.argument("name")
+@click.option("--off", is_flag=True, help="Make it private again.")
+@json_option
+@pass_cli
+def image_public(cli, name, off, as_json):
+    """Mark an image public (others may then copy it)."""
+    from hub.store import executor_images as images_store
+
+    row = images_store.set_public(cli.database, name, not off)
+    emit(row, as_json, f"{name} is {'public' if row['is_public'] else 'private'}")
+
+
 @image.command("link")
 @click.argument("training")
 @click.argument("mining")

@@ -198,7 +198,21 @@ def add_image():
     return jsonify(row), 201
 
 
-@bp.post("/images/<name>/link")
+@bp.post("/images/<path:name>/copy")
+def copy_image(name: str):
+    data = body()
+    register_builtin_image(database())
+    return jsonify(images_store.copy_image(database(), name, get_field(data, "name", str, required=True))), 201
+
+
+@bp.post("/images/<path:name>/public")
+@require_admin
+def publish_image(name: str):
+    data = body()
+    return jsonify(images_store.set_public(database(), name, get_field(data, "public", bool, default=True)))
+
+
+@bp.post("/images/<path:name>/link")
 @require_admin
 def link_image(name: str):
     data = body()

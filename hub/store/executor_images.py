@@ -61,3 +61,26 @@ def delete_image(database: Database, name: str) -> None:
         raise Conflict("the built-in executor image cannot be removed")
     with database.write() as db:
         db.execute("DELETE FROM executor_images WHERE id = ?", [img["id"]])
+
+
+def set_public(database: Database, name: str, public: bool) -> dict:
+    img = get_image(database, name)
+    with database.write() as db:
+        db.execute("UPDATE executor_images SET is_public = ? WHERE id = ?", [int(public), img["id"]])
+    return get_image(database, img["id"])
+
+
+def copy_image(database: Database, name: str, new_name: str) -> dict:
+    """Copy a public image (reference, command, manifest, templates) under a new name."""
+    src = get_image(database, name)
+    if not src["is_public"]:
+        raise Conflict(f"image {name!r} is not public: only public images can be copied")
+    new_name = (new_name or "").strip()
+    if not new_name:
+        raise Conflict("the copy needs a name")
+    with database.write() as db:
+        if db.execute("SELECT 1 FROM executor_images WHERE name = ?", [new_name]).fetchone():
+            raise Conflict(f"an image named {new_name!r} already exists")
+    return upsert_image(database, name=new_name, docker_ref=src["docker_ref"], local_command=src["local_command"],
+                        description=src["description"] or f"copy of {name}", manifest=src["manifest"],
+                        templates=src["templates"])

@@ -111,3 +111,17 @@ def test_cancel_a_queued_job(hub):
     assert out["state"] == "cancelled"
     again = hub("job", "cancel", queued["job_id"], ok=False)
     assert again.exit_code == 2 and "already cancelled" in again.stderr
+
+
+def test_images_copy_public_and_link(hub):
+    images = json.loads(hub("image", "list", "--json").stdout)
+    builtin = next(i for i in images if i["builtin"])
+    assert builtin["templates"]["training"]["epochs"] > 0 and builtin["manifest"]["object_type"] == 2
+    copy = json.loads(hub("image", "copy", builtin["name"], "my-detector", "--json").stdout)
+    assert copy["templates"] == builtin["templates"] and not copy["builtin"] and not copy["is_public"]
+    refused = hub("image", "copy", "my-detector", "another", ok=False)
+    assert refused.exit_code == 2 and "not public" in refused.stderr
+    hub("image", "public", "my-detector")
+    hub("image", "copy", "my-detector", "another")
+    linked = json.loads(hub("image", "link", builtin["name"], "my-detector", "--json").stdout)
+    assert linked["mining_image_id"] == copy["id"]
