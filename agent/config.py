@@ -88,6 +88,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mqtt_password", _str, "", "Broker password (optional)."),
     Setting("mqtt_keepalive", _int, 30, "MQTT keepalive in seconds; the broker fires the last will after 1.5x."),
     Setting("mqtt_session_expiry", _int, 86400, "MQTT 5 session expiry in seconds (persistent session)."),
+    Setting("mqtt_version", _str, "5", "MQTT protocol: 5 (default) or 3.1.1 (for 3.1.1-only brokers such as amqtt)."),
     Setting("mqtt_reconnect_max", _float, 30.0, "Longest wait between reconnect attempts (backoff from 1 s)."),
     Setting("topic_prefix", _str, "ymir/v1", "Prefix of every MQTT topic."),
     Setting("store_dir", _str, "./agent-store", "Model store: slots, downloads, state, outbox, logs."),
@@ -131,6 +132,7 @@ class AgentSettings:
     mqtt_password: str = ""
     mqtt_keepalive: int = 30
     mqtt_session_expiry: int = 86400
+    mqtt_version: str = "5"
     mqtt_reconnect_max: float = 30.0
     topic_prefix: str = "ymir/v1"
     store_dir: str = "./agent-store"
@@ -220,6 +222,8 @@ def _validate(s: AgentSettings, require_device: bool) -> None:
     unknown = [b for b in s.allowed_backends if b not in KNOWN_BACKENDS]
     if unknown or not s.allowed_backends:
         problems.append(f"allowed_backends must be some of {', '.join(KNOWN_BACKENDS)}, got {list(s.allowed_backends)}")
+    if s.mqtt_version not in ("5", "3.1.1"):
+        problems.append(f"mqtt_version must be 5 or 3.1.1, got {s.mqtt_version!r}")
     positive = ("mqtt_keepalive", "mqtt_session_expiry", "mqtt_reconnect_max", "http_threads", "uplink_batch_size", "uplink_outbox_max",
                 "uplink_outbox_max_bytes", "health_latency_ms", "download_timeout", "download_max_bytes",
                 "metrics_interval", "uplink_interval", "mining_window")

@@ -43,8 +43,13 @@ class MqttSession:
         self.topics = protocol.Topics(settings.topic_prefix, settings.device_id)
         self._on_message, self._on_connect = on_message, on_connect
         self.connected = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id(settings.device_id),
-                                  protocol=mqtt.MQTTv5)
+        self.v5 = settings.mqtt_version != "3.1.1"
+        if self.v5:
+            self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id(settings.device_id),
+                                      protocol=mqtt.MQTTv5)
+        else:  # 3.1.1-only brokers (amqtt): a persistent session is clean_session=False
+            self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id(settings.device_id),
+                                      protocol=mqtt.MQTTv311, clean_session=False)
         if settings.mqtt_username:
             self.client.username_pw_set(settings.mqtt_username, settings.mqtt_password or None)
         if tls:
@@ -58,10 +63,13 @@ class MqttSession:
         self.client.on_message = self._message
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self.settings.mqtt_session_expiry
-        self.client.connect_async(self.host, self.port, keepalive=self.settings.mqtt_keepalive,
-                                  clean_start=False, properties=props)
+        if self.v5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self.settings.mqtt_session_expiry
+            self.client.connect_async(self.host, self.port, keepalive=self.settings.mqtt_keepalive,
+                                      clean_start=False, properties=props)
+        else:
+            self.client.connect_async(self.host, self.port, keepalive=self.settings.mqtt_keepalive)
         self.client.loop_start()
 
     def stop(self, final_status: dict | None = None) -> None:
@@ -77,8 +85,11 @@ class MqttSession:
             log.warning("broker refused the connection: %s", reason_code)
             return
         log.info("connected to %s:%s (session present: %s)", self.host, self.port, flags.session_present)
-        opts = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE)
-        client.subscribe([(self.topics.desired, opts), (self.topics.cmd, opts)])
+        if self.v5:
+            opts = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE)
+            client.subscribe([(self.topics.desired, opts), (self.topics.cmd, opts)])
+        else:
+            client.subscribe([(self.topics.desired, 1), (self.topics.cmd, 1)])
         self.connected.set()
         if self._on_connect:
             self._on_connect()

@@ -123,3 +123,33 @@ def test_embedded_mosquitto_with_passwords_and_per_device_acls(tmp_path):
             c.loop_stop()
         server.stop()
         app.extensions["ymir"].close()
+
+
+def test_agent_speaks_mqtt_311_to_the_amqtt_fallback(tmp_path):
+    """amqtt knows only MQTT 3.1.1: an agent set to mqtt_version=3.1.1 connects and gets its desired state."""
+    pytest.importorskip("amqtt")
+    from agent.config import load_settings
+    from agent.mqtt import MqttSession
+
+    app, token = make_fleet_app(tmp_path, None, embedded_broker="amqtt", broker_listen="127.0.0.1:0")
+    server = HubServer(app).start()
+    api = Api(server.url, token)
+    session = None
+    try:
+        info = api.ok(api.get("/api/v1/fleet"))
+        wait_until(lambda: api.ok(api.get("/api/v1/fleet"))["connected"], 10, what="hub connected")
+        api.ok(api.post("/api/v1/devices", json={"id": "e2"}), 201)
+        settings = load_settings(env={}, overrides={"device_id": "e2", "mqtt_url": info["broker"],
+                                                    "mqtt_version": "3.1.1", "store_dir": str(tmp_path / "s")})
+        got = []
+        session = MqttSession(settings, on_message=lambda kind, payload: got.append((kind, payload)))
+        session.start()
+        assert session.connected.wait(10), "the agent connected over MQTT 3.1.1"
+        wait_until(lambda: any(k == "desired" for k, _ in got), 10, what="desired state over 3.1.1")
+        assert session.publish("status", protocol.status("e2", "online"), wait=5)
+        wait_until(lambda: api.ok(api.get("/api/v1/devices/e2"))["online"], 10, what="device online")
+    finally:
+        if session:
+            session.stop()
+        server.stop()
+        app.extensions["ymir"].close()
