@@ -98,5 +98,18 @@ var ymirTraining = (function () {
     setTimeout(tick, 800);
   }
 
-  return { balance: balance, pollRows: pollRows, historyChart: historyChart, jobPage: jobPage };
+  function monitorChart(canvas, points) {
+    if (!canvas || !window.Chart || !points.length) return null;
+    var t0 = points[0].ts;
+    return new Chart(canvas, {
+      type: "line",
+      data: { labels: points.map(function (p) { return ((p.ts - t0) / 60).toFixed(1); }),
+              datasets: [{ label: "progress (%) over minutes, from monitor.txt", borderColor: "#7d3c98",
+                           data: points.map(function (p) { return 100 * p.percent; }) }] },
+      options: { animation: false, scales: { y: { min: 0, max: 100 } } }
+    });
+  }
+
+  return { balance: balance, pollRows: pollRows, historyChart: historyChart, jobPage: jobPage,
+           monitorChart: monitorChart };
 })();

@@ -108,6 +108,27 @@ def models_page(project_id: int):
     return render_template("models.html", project=p, section="models", jobs=training, models=models)
 
 
+@bp.post("/projects/<int:project_id>/models/import")
+@form_action(lambda project_id: url_for("web.models_page", project_id=project_id))
+def models_import(project_id: int):
+    import tempfile
+
+    from hub.models_io import import_model
+
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise BadInput("choose a model package (.tar.gz) or an .onnx file")
+    settings = state().settings
+    suffix = ".onnx" if upload.filename.endswith(".onnx") else ".tar.gz"
+    with tempfile.TemporaryDirectory(dir=settings.tmp_dir) as tmp:
+        path = Path(tmp) / f"{Path(upload.filename).name.split('.')[0] or 'model'}{suffix}"
+        upload.save(path)
+        classes = [c.strip() for c in request.form.get("classes", "").split(",") if c.strip()] or None
+        model = import_model(database(), Path(settings.home), path, project_id=project_id,
+                             name=request.form.get("name") or None, class_names=classes)
+    return redirect(url_for("web.model_page", model_id=model["id"]))
+
+
 @bp.get("/models/<int:model_id>")
 def model_page(model_id: int):
     m = models_store.get_model(database(), model_id)
@@ -148,6 +169,7 @@ def job_page(job_id: str):
     model = models_store.model_for_job(database(), job_id)
     return render_template("job.html", project=p, section="models" if job["kind"] == "train" else None, job=job,
                            model=model, params_json=json.dumps(job["params"], indent=1),
+                           monitor_json=json.dumps(jobs_store.monitor_history(database(), job_id)),
                            history_json=json.dumps(training_history(database(), Path(state().settings.home), job)))
 
 

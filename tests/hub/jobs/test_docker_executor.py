@@ -48,6 +48,10 @@ def test_built_in_executor_trains_under_docker(tmp_path, docker_host, executor_i
             "--name", name)
     images = json.loads(run("image", "list", "--json").stdout)
     assert any(i["docker_ref"] == executor_image for i in images)
+    # registering an image reads its /img-man manifest and templates from the image itself
+    added = json.loads(run("image", "add", "from-docker", "--docker", executor_image, "--json").stdout)
+    assert added["manifest"]["object_type"] == 2
+    assert set(added["templates"]) == {"training", "mining", "infer"} and added["templates"]["training"]["epochs"]
     out = json.loads(run("train", "--project", "shapes", "--train", "1", "--val", "2", "--set", "epochs=1",
                          "--set", "input_size=128", "--wait", "--json").stdout)
     assert out["best_stage"] in out["stages"] and "mAP50" in out["metrics"]

@@ -130,7 +130,7 @@ def test_training_pages_start_a_job_and_show_it(api):
     assert job["params"]["targets"] == ["circle", "square"]
     assert job["params"]["config"]["epochs"] == 1 and "augment_color_jitter" in job["params"]["config"]
     page = client.get(f"/jobs/{job_id}").get_data(as_text=True)
-    assert "history-chart" in page and "Model:" in page
+    assert "history-chart" in page and "Model:" in page and "monitor-chart" in page
     models = client.get("/projects/1/models").get_data(as_text=True)
     assert "best" in models and "download" in models
     model_id = job["result"]["model_id"]
@@ -141,3 +141,10 @@ def test_training_pages_start_a_job_and_show_it(api):
                                                     "val_version": "2", "gpu_count": "1"})
     assert bad.status_code == 302 and "/training" in bad.headers["Location"]
     assert "cannot assign GPUs" in client.get("/projects/1/training").get_data(as_text=True)
+
+    package = client.get(f"/api/v1/models/{model_id}/download").data
+    resp = client.post("/projects/1/models/import", content_type="multipart/form-data", data={
+        "csrf_token": token, "name": "imported", "file": (io.BytesIO(package), "exported.tar.gz")})
+    assert resp.status_code == 302 and "/models/" in resp.headers["Location"], resp.get_data(as_text=True)[:300]
+    imported = client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "imported v1" in imported and "Training process" in imported
