@@ -6,11 +6,9 @@ import shutil
 import threading
 
 import pytest
-from click.testing import CliRunner
+from hub_helpers import shapes_hub
 
-from detkit.synth import write_sample_zip
 from hub import create_app
-from hub.cli import main
 from hub.config import load_settings
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -25,14 +23,7 @@ def hub_url(tmp_path_factory):
     from werkzeug.serving import make_server
 
     home = tmp_path_factory.mktemp("ws")
-    cli = CliRunner()
-    for args in (["init", "--admin-password", "password1"], ["class", "add", "circle"], ["class", "add", "square"],
-                 ["class", "add", "triangle"], ["project", "create", "shapes", "--classes", "circle,square,triangle"]):
-        assert cli.invoke(main, ["--home", str(home), *args]).exit_code == 0
-    for name, n, seed in (("train", 12, 5), ("val", 4, 6)):
-        z = write_sample_zip(home / f"{name}.zip", n, seed)
-        assert cli.invoke(main, ["--home", str(home), "dataset", "import", "--project", "shapes", "--zip", str(z),
-                                 "--name", name]).exit_code == 0
+    shapes_hub(home, sets=(("train", 12, 5), ("val", 4, 6)))
     app = create_app(load_settings(home, env={}))
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -57,3 +57,31 @@ def wait_ready(api, version_id: int, timeout: float = 60) -> dict:
             return v
         time.sleep(0.1)
     raise AssertionError(f"version {version_id} still importing after {timeout}s")
+
+
+def shapes_hub(home: Path, sets=(("train", 16, 11), ("val", 6, 12)), env: dict | None = None):
+    """A workspace with project "shapes" (circle/square/triangle) and one imported sample version per
+    ``(name, images, seed)`` in ``sets`` (version ids 1, 2, ...). Returns ``run(*args, ok=True)``, the
+    hub CLI on that workspace (``run.home`` is the folder)."""
+    from click.testing import CliRunner
+
+    from detkit.synth import write_sample_zip
+    from hub.cli import main
+
+    cli = CliRunner(env=env)
+
+    def run(*args, ok=True):
+        result = cli.invoke(main, ["--home", str(home), *args], catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    run("init", "--admin-password", "password1")
+    for c in ("circle", "square", "triangle"):
+        run("class", "add", c)
+    run("project", "create", "shapes", "--classes", "circle,square,triangle")
+    for name, n, seed in sets:
+        run("dataset", "import", "--project", "shapes", "--zip", str(write_sample_zip(home / f"{name}.zip", n, seed)),
+            "--name", name)
+    run.home = home
+    return run

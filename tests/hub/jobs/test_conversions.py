@@ -7,12 +7,10 @@ import re
 import zipfile
 
 import pytest
-from click.testing import CliRunner
+from hub_helpers import shapes_hub
 
 from detkit.package import verify
-from detkit.synth import write_sample_zip
 from hub import create_app
-from hub.cli import main
 from hub.config import load_settings
 
 pytestmark = pytest.mark.slow
@@ -20,25 +18,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    home = tmp_path_factory.mktemp("ws")
-    cli = CliRunner()
-
-    def run(*args, ok=True):
-        result = cli.invoke(main, ["--home", str(home), *args], catch_exceptions=False)
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    run("init", "--admin-password", "password1")
-    for c in ("circle", "square", "triangle"):
-        run("class", "add", c)
-    run("project", "create", "shapes", "--classes", "circle,square,triangle")
-    for name, n, seed in (("train", 16, 11), ("val", 6, 12)):
-        run("dataset", "import", "--project", "shapes", "--zip", str(write_sample_zip(home / f"{name}.zip", n, seed)),
-            "--name", name)
+    run = shapes_hub(tmp_path_factory.mktemp("ws"))
     model = json.loads(run("train", "--project", "shapes", "--train", "1", "--val", "2", "--set", "epochs=2",
                            "--set", "input_size=128", "--wait", "--json").stdout)
-    run.home, run.model_id = home, model["model_id"]
+    run.model_id = model["model_id"]
     return run
 
 

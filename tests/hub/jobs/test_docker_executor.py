@@ -9,10 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from detkit.synth import write_sample_zip
-from hub.cli import main
+from hub_helpers import shapes_hub
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
@@ -31,21 +28,8 @@ def executor_image(docker_host):
 
 def test_built_in_executor_trains_under_docker(tmp_path, docker_host, executor_image):
     assert executor_image == "ymir-edge/executor:latest"
-    env = {"YMIR_JOB_BACKEND": "docker", "YMIR_DOCKER_HOST": docker_host}
-    cli = CliRunner(env=env)
-
-    def run(*args):
-        result = cli.invoke(main, ["--home", str(tmp_path), *args], catch_exceptions=False)
-        assert result.exit_code == 0, result.output
-        return result
-
-    run("init", "--admin-password", "password1")
-    for c in ("circle", "square", "triangle"):
-        run("class", "add", c)
-    run("project", "create", "shapes", "--classes", "circle,square,triangle")
-    for name, n, seed in (("train", 12, 7), ("val", 4, 8)):
-        run("dataset", "import", "--project", "shapes", "--zip", str(write_sample_zip(tmp_path / f"{name}.zip", n, seed)),
-            "--name", name)
+    run = shapes_hub(tmp_path, sets=(("train", 12, 7), ("val", 4, 8)),
+                     env={"YMIR_JOB_BACKEND": "docker", "YMIR_DOCKER_HOST": docker_host})
     images = json.loads(run("image", "list", "--json").stdout)
     assert any(i["docker_ref"] == executor_image for i in images)
     # registering an image reads its /img-man manifest and templates from the image itself

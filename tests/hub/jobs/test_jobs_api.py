@@ -7,11 +7,9 @@ import tarfile
 import time
 
 import pytest
-from click.testing import CliRunner
+from hub_helpers import shapes_hub
 
-from detkit.synth import write_sample_zip
 from hub import create_app
-from hub.cli import main
 from hub.config import load_settings
 from hub.store import users as user_store
 
@@ -19,19 +17,7 @@ from hub.store import users as user_store
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
     home = tmp_path_factory.mktemp("ws")
-    cli = CliRunner()
-
-    def run(*args):
-        result = cli.invoke(main, ["--home", str(home), *args], catch_exceptions=False)
-        assert result.exit_code == 0, result.output
-
-    run("init", "--admin-password", "password1")
-    for c in ("circle", "square", "triangle"):
-        run("class", "add", c)
-    run("project", "create", "shapes", "--classes", "circle,square,triangle")
-    for name, n, seed in (("train", 16, 3), ("val", 6, 4)):
-        run("dataset", "import", "--project", "shapes", "--zip", str(write_sample_zip(home / f"{name}.zip", n, seed)),
-            "--name", name)
+    shapes_hub(home, sets=(("train", 16, 3), ("val", 6, 4)))
     app = create_app(load_settings(home, env={}))
     database = app.extensions["ymir"].database
     admin = user_store.get_user_by_name(database, "admin")

@@ -6,33 +6,13 @@ import json
 import tarfile
 
 import pytest
-from click.testing import CliRunner
-
-from detkit.synth import write_sample_zip
-from hub.cli import main
+from hub_helpers import shapes_hub
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    home = tmp_path_factory.mktemp("ws")
-    runner = CliRunner()
-
-    def run(*args, ok=True):
-        result = runner.invoke(main, ["--home", str(home), *args], catch_exceptions=False)
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    run("init", "--admin-password", "password1")
-    for c in ("circle", "square", "triangle", "hexagon"):
-        run("class", "add", c)
-    run("project", "create", "shapes", "--classes", "circle,square,triangle")
-    for name, n, seed in (("train", 24, 1), ("val", 8, 2)):
-        z = write_sample_zip(home / f"{name}.zip", images=n, seed=seed)
-        out = json.loads(run("dataset", "import", "--project", "shapes", "--zip", str(z), "--name", name,
-                             "--json").stdout)
-        assert out["images"] == n
-    run.home = home
+    run = shapes_hub(tmp_path_factory.mktemp("ws"), sets=(("train", 24, 1), ("val", 8, 2)))
+    run("class", "add", "hexagon")
     return run
 
 
