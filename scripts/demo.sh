@@ -58,7 +58,12 @@ fi
 hub model list --project shapes
 
 say "inference of model $MODEL over the validation set"
-hub infer --model "$MODEL" --dataset "$VAL" --wait
+PRED=$(hub dataset list --project shapes --json | jq_py "next((v['id'] for v in d if v['operation']=='infer' and v['state']=='ready'), '')")
+if [[ -z "$PRED" ]]; then
+  hub infer --model "$MODEL" --dataset "$VAL" --wait
+else
+  echo "prediction version $PRED already made"
+fi
 
 say "summary"
 hub dataset list --project shapes
