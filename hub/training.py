@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from detkit.annotations import Box, ImageAnnotation
-from detkit.errors import BadInput, Conflict
+from detkit.errors import BadInput
 from hub.jobs import contract
 from hub.jobs.base import ExecutorImage
 from hub.jobs.contract import InputSet, Item
@@ -133,7 +133,7 @@ def submit_training(
         _stage_files(ctx, pre, pretrained_stage)
     params = dict(train_version_id=train_version_id, val_version_id=val_version_id, image=image, targets=targets,
                   config=config or {}, pretrained_model_id=pretrained_model_id, pretrained_stage=pretrained_stage,
-                  name=name or f"{train['group_name'] if 'group_name' in train else 'model'}")
+                  name=name or train.get("group_name") or "model")
     return jobs_store.create_job(ctx.database, kind="train", category="executor", params=params,
                                  project_id=project_id, image=image, gpu_count=gpu_count, timeout_s=timeout_s,
                                  created_by=created_by)
@@ -278,8 +278,3 @@ def training_history(database, workspace: Path, job: dict) -> list[dict]:
         return []
     return data if isinstance(data, list) else []
 
-
-def ensure_not_running(ctx: JobContext, job_id: str) -> None:
-    job = jobs_store.get_job(ctx.database, job_id)
-    if job["state"] in jobs_store.ACTIVE:
-        raise Conflict(f"job {job_id} is {job['state']}")

@@ -22,7 +22,7 @@ EXIT_FILE = ".exit_code"
 _WRAPPER = '"$@"; rc=$?; echo $rc > "$YMIR_EXIT_FILE.tmp" && mv "$YMIR_EXIT_FILE.tmp" "$YMIR_EXIT_FILE"; exit $rc'
 
 
-def _proc_start_time(pid: int) -> str | None:
+def proc_start_time(pid: int) -> str | None:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
@@ -59,7 +59,7 @@ class LocalBackend:
                 cwd=str(req.out_dir), env=env, start_new_session=True,
             )
         self._children[proc.pid] = proc
-        return f"pid:{proc.pid}:{_proc_start_time(proc.pid) or ''}:{exit_file}"
+        return f"pid:{proc.pid}:{proc_start_time(proc.pid) or ''}:{exit_file}"
 
     @staticmethod
     def _parse(handle: str) -> tuple[int, str, Path]:
@@ -70,7 +70,7 @@ class LocalBackend:
         proc = self._children.get(pid)
         if proc is not None:
             return proc.poll() is None
-        now = _proc_start_time(pid)  # not our child (hub restarted): same pid *and* same start time
+        now = proc_start_time(pid)  # not our child (hub restarted): same pid *and* same start time
         return now is not None and (not start or now == start) and not _is_zombie(pid)
 
     def poll(self, handle: str) -> RunStatus:

@@ -22,7 +22,7 @@ from hub.jobs import contract
 from hub.jobs.base import JobBackend, RunRequest, make_backend
 from hub.jobs.contract import ContractError, Roots
 from hub.jobs.kinds import KINDS, Cancelled, ExecutorKind, InternalKind, JobContext
-from hub.jobs.local import _proc_start_time
+from hub.jobs.local import proc_start_time
 from hub.store import jobs as store
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ LOG_TAIL = 4000
 
 
 def _owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{_proc_start_time(os.getpid()) or ''}"
+    return f"{socket.gethostname()}:{os.getpid()}:{proc_start_time(os.getpid()) or ''}"
 
 
 def _owner_alive(owner: str | None) -> bool:
@@ -42,7 +42,7 @@ def _owner_alive(owner: str | None) -> bool:
         return False
     if host != socket.gethostname():
         return True  # another machine's worker: not ours to judge
-    now = _proc_start_time(int(pid))
+    now = proc_start_time(int(pid))
     return now is not None and (not start or now == start)
 
 
