@@ -9,7 +9,9 @@ nodes in float. The ModelSpec goes into the IR's ``rt_info`` (``ymir/spec``, rea
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 from pathlib import Path
 
 from converters.data import ImageSet, load_images
@@ -45,13 +47,15 @@ def _quantize_int8(ov_model, source, images: ImageSet, max_images: int, progress
     ignored = [n for n in head_nodes(source.model, list(source.spec.outputs.values())) if n in ir_names]
     head_types = {"Sigmoid", "SoftPlus", "Exp", "Concat"}
     log.info("NNCF int8: %d calibration images; head nodes kept in float: %s", len(batches), ", ".join(ignored))
-    return nncf.quantize(
-        ov_model,
-        nncf.Dataset(batches),
-        preset=nncf.QuantizationPreset.MIXED,
-        subset_size=len(batches),
-        ignored_scope=nncf.IgnoredScope(names=ignored, types=sorted(head_types), validate=False),
-    )
+    # NNCF draws its progress bars on stdout: keep stdout for results (``--json``), bars on stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        return nncf.quantize(
+            ov_model,
+            nncf.Dataset(batches),
+            preset=nncf.QuantizationPreset.MIXED,
+            subset_size=len(batches),
+            ignored_scope=nncf.IgnoredScope(names=ignored, types=sorted(head_types), validate=False),
+        )
 
 
 def to_openvino(

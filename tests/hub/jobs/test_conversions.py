@@ -26,10 +26,10 @@ def hub(tmp_path_factory):
 
 
 def test_convert_from_the_cli_records_accuracy_and_speed(hub):
-    out = json.loads(hub("model", "convert", str(hub.model_id), "--targets", "onnx-int8,openvino-fp16", "--wait",
+    out = json.loads(hub("model", "convert", str(hub.model_id), "--targets", "onnx-int8,openvino-int8", "--wait",
                          "--json").stdout)
     packages = out["packages"]
-    assert [p["target"] for p in packages] == ["onnx-int8", "openvino-fp16"]
+    assert [p["target"] for p in packages] == ["onnx-int8", "openvino-int8"]
     for p in packages:
         assert p["status"] in ("accepted", "rejected")
         assert {"mAP50", "mAP50_95", "delta_mAP50", "delta_mAP50_95"} <= set(p["accuracy"])
@@ -59,7 +59,7 @@ def test_model_page_lists_packages_and_publishes(hub):
         token = re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
         client.post("/login", data={"username": "admin", "password": "password1", "csrf_token": token})
         page = client.get(f"/models/{hub.model_id}").get_data(as_text=True)
-        assert "Packages for edge devices" in page and "openvino-fp16" in page and "download" in page
+        assert "Packages for edge devices" in page and "openvino-int8" in page and "download" in page
         token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
         resp = client.post(f"/models/{hub.model_id}/packages", data={"csrf_token": token, "targets": ["onnx-fp32"],
                                                                      "val_version": "2", "max_drop": "2"})
