@@ -157,6 +157,26 @@ def model_convert(model_id: int):
     return redirect(url_for("web.job_page", job_id=job["id"]))
 
 
+@bp.post("/packages/<int:package_id>/publish")
+@auth.require_admin
+@form_action(lambda package_id: url_for("web.jobs_page"))
+def package_publish(package_id: int):
+    """A converted package becomes an algorithm (My Algorithms) devices can be given."""
+    import re
+
+    from hub.fleet.algorithms import artifact_path, publish_package
+    from hub.store import model_packages as packages_store
+
+    pkg = packages_store.get_package(database(), package_id)
+    model = models_store.get_model(database(), pkg["model_id"])
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", f"{model['name']}-v{model['version']}-{pkg['target']}").strip("-._")
+    algo = publish_package(database(), state().settings, artifact_path(state().settings, pkg["sha256"]),
+                           name=name[:64], title=f"{model['name']} v{model['version']} ({pkg['target']})",
+                           description=f"{pkg['status']}: {pkg['reason']}", project_id=model["project_id"],
+                           owner_id=g.user["id"])
+    return redirect(url_for("web.algorithm_page", algorithm_id=algo["id"]))
+
+
 @bp.get("/jobs")
 def jobs_page():
     return render_template("jobs.html", project=None, jobs=jobs_store.list_jobs(database(), limit=200))

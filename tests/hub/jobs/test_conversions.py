@@ -67,5 +67,9 @@ def test_model_page_lists_packages_and_publishes(hub):
         pkg = client.get(f"/api/v1/models/{hub.model_id}/packages").get_json()["packages"][0]
         data = client.get(f"/api/v1/packages/{pkg['id']}/download").data
         assert data[:2] == b"PK"
+        published = client.post(f"/packages/{pkg['id']}/publish", data={"csrf_token": token})
+        assert published.status_code == 302 and "/algorithms/" in published.headers["Location"]
+        algo_page = client.get(published.headers["Location"]).get_data(as_text=True)
+        assert pkg["target"] in algo_page
     finally:
         app.extensions["ymir"].close()
