@@ -393,6 +393,8 @@ def ingest_tree(
     report.boxes_per_class = dict(sorted(boxes.items()))
     report.pred_boxes_per_class = dict(sorted(pred_boxes.items()))
     report.ignored_boxes = dict(sorted(ignored.items()))
+    # two worker threads storing identical images at once may both report the one new file
+    created = list(dict.fromkeys(created))
     log.info("ingested %d images (%d skipped, %d duplicates, %d new files) from %s",
              report.images, len(report.skipped), report.duplicates, len(created), tree.label)
     return IngestResult(assets=assets, report=report, created_files=created)
