@@ -47,4 +47,6 @@ fi
 log "building $IMAGE"
 docker build -q -f executor/Dockerfile --build-arg BASE="$DEPS" \
   --build-arg PIP_EXTRA="--no-index --break-system-packages" -t "$IMAGE" . >/dev/null
+# an earlier build of the image is now dangling; with vfs each one holds a full 1.4 GB copy
+docker image prune -f >/dev/null 2>&1 || true
 echo "$IMAGE"
