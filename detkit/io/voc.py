@@ -7,85 +7,123 @@ per image ``image_quality`` and ``tags`` (image-level tags). Coordinates may be 
 
 from __future__ import annotations
 
+import threading
+
 from lxml import etree
 
 from detkit.annotations import Box, ImageAnnotation
 from detkit.errors import BadInput
 
-_PARSER_OPTS = dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=True)
+_PARSER_OPTS = dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+_TRUE = ("1", "true", "True")
+_local = threading.local()
 
 
 def _parser() -> etree.XMLParser:
-    # A parser per call: lxml parsers are not thread-safe and imports run in worker threads.
-    return etree.XMLParser(**_PARSER_OPTS)
+    # lxml parsers are not thread-safe and imports run in worker threads: one parser per thread
+    # (making one costs about as much as parsing a small VOC file).
+    parser = getattr(_local, "parser", None)
+    if parser is None:
+        parser = _local.parser = etree.XMLParser(**_PARSER_OPTS)
+    return parser
 
 
-def _text(el, tag: str, default: str = "") -> str:
-    child = el.find(tag)
-    return child.text.strip() if child is not None and child.text else default
+def _children(el) -> dict:
+    """The first child element of each tag (comments and processing instructions skipped)."""
+    out: dict = {}
+    for child in el:
+        tag = child.tag
+        if isinstance(tag, str) and tag not in out:
+            out[tag] = child
+    return out
 
 
-def _float(el, tag: str, where: str) -> float:
-    raw = _text(el, tag)
+def _text(el) -> str:
+    return el.text.strip() if el is not None and el.text else ""
+
+
+def _float(fields: dict, tag: str, where: str) -> float:
+    raw = _text(fields.get(tag))
     try:
         return float(raw)
     except ValueError:
         raise BadInput(f"{where}: <{tag}> is not a number: {raw!r}") from None
 
 
-def _optional_float(el, tag: str, where: str) -> float | None:
-    return _float(el, tag, where) if el.find(tag) is not None and _text(el, tag) else None
+def _optional_float(fields: dict, tag: str, where: str) -> float | None:
+    return _float(fields, tag, where) if _text(fields.get(tag)) else None
 
 
 def _tags(el) -> dict[str, str]:
-    tags = el.find("tags")
-    if tags is None:
+    if el is None:
         return {}
-    return {child.tag: (child.text or "").strip() for child in tags if isinstance(child.tag, str)}
+    return {child.tag: (child.text or "").strip() for child in el if isinstance(child.tag, str)}
+
+
+def _refuse_declarations(data: bytes, where: str) -> None:
+    if b"<!" in data:  # cheap pre-check: every DOCTYPE or ENTITY declaration starts with "<!"
+        upper = data.upper()
+        if b"<!DOCTYPE" in upper or b"<!ENTITY" in upper:
+            raise BadInput(f"{where}: XML with a DOCTYPE or entity declarations is refused")
 
 
 def parse_voc(data: bytes, where: str = "annotation") -> ImageAnnotation:
-    """Parse one VOC XML document. Raises :class:`BadInput` naming ``where`` and the problem."""
-    if b"<!DOCTYPE" in data[:4096].upper() or b"<!ENTITY" in data.upper():
-        raise BadInput(f"{where}: XML with a DOCTYPE or entity declarations is refused")
+    """Parse one VOC XML document. Raises :class:`BadInput` naming ``where`` and the problem.
+
+    One pass over each element's children (the first child of each tag counts, as with ``find``):
+    this runs on every annotation of every import.
+    """
+    _refuse_declarations(data, where)
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
         raise BadInput(f"{where}: malformed XML ({exc})") from None
-    tree = root.getroottree()
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
-        raise BadInput(f"{where}: XML with a DOCTYPE is refused")
+    if b"<!" in data:
+        docinfo = root.getroottree().docinfo
+        if docinfo.doctype or docinfo.internalDTD is not None:
+            raise BadInput(f"{where}: XML with a DOCTYPE is refused")
     if root.tag != "annotation":
         raise BadInput(f"{where}: root element is <{root.tag}>, expected <annotation>")
-    size = root.find("size")
-    ann = ImageAnnotation(filename=_text(root, "filename"))
+    fields: dict = {}
+    objects = []
+    for child in root:
+        tag = child.tag
+        if tag == "object":
+            objects.append(child)
+        elif isinstance(tag, str) and tag not in fields:
+            fields[tag] = child
+    ann = ImageAnnotation(filename=_text(fields.get("filename")))
+    size = fields.get("size")
     if size is not None:
-        ann.width = int(_float(size, "width", where)) if _text(size, "width") else 0
-        ann.height = int(_float(size, "height", where)) if _text(size, "height") else 0
-        ann.depth = int(_float(size, "depth", where)) if _text(size, "depth") else 3
-    ann.image_quality = _optional_float(root, "image_quality", where)
-    ann.tags = _tags(root)
-    for i, obj in enumerate(root.iter("object")):
+        dims = _children(size)
+        ann.width = int(_float(dims, "width", where)) if _text(dims.get("width")) else 0
+        ann.height = int(_float(dims, "height", where)) if _text(dims.get("height")) else 0
+        ann.depth = int(_float(dims, "depth", where)) if _text(dims.get("depth")) else 3
+    ann.image_quality = _optional_float(fields, "image_quality", where)
+    ann.tags = _tags(fields.get("tags"))
+    for i, obj in enumerate(objects):
         owhere = f"{where}: object {i + 1}"
-        name = _text(obj, "name")
+        of = _children(obj)
+        name = _text(of.get("name"))
         if not name:
             raise BadInput(f"{owhere}: missing <name>")
-        bb = obj.find("bndbox")
+        bb = of.get("bndbox")
         if bb is None:
             raise BadInput(f"{owhere} ({name}): missing <bndbox>")
+        corners = _children(bb)
         ann.boxes.append(
             Box(
-                x1=_float(bb, "xmin", owhere),
-                y1=_float(bb, "ymin", owhere),
-                x2=_float(bb, "xmax", owhere),
-                y2=_float(bb, "ymax", owhere),
+                x1=_float(corners, "xmin", owhere),
+                y1=_float(corners, "ymin", owhere),
+                x2=_float(corners, "xmax", owhere),
+                y2=_float(corners, "ymax", owhere),
                 name=name,
-                difficult=_text(obj, "difficult", "0") in ("1", "true", "True"),
-                truncated=_text(obj, "truncated", "0") in ("1", "true", "True"),
-                pose=_text(obj, "pose"),
-                confidence=_optional_float(obj, "confidence", owhere),
-                box_quality=_optional_float(obj, "box_quality", owhere),
-                tags=_tags(obj),
+                difficult=(_text(of.get("difficult")) or "0") in _TRUE,
+                truncated=(_text(of.get("truncated")) or "0") in _TRUE,
+                pose=_text(of.get("pose")),
+                confidence=_optional_float(of, "confidence", owhere),
+                box_quality=_optional_float(of, "box_quality", owhere),
+                tags=_tags(of.get("tags")),
             )
         )
     return ann
