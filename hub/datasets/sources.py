@@ -22,9 +22,11 @@ import os
 import re
 import shutil
 import stat
+import struct
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -39,6 +41,8 @@ CHUNK = 1 << 20
 #: entries smaller than this are not held to the per-entry ratio (a tiny XML can compress 50x)
 RATIO_FLOOR = 1 << 20
 _DRIVE = re.compile(r"^[A-Za-z]:")
+#: a zip local file header (signature .. extra field length), as in APPNOTE 4.3.7
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 
 
 @dataclass
@@ -277,16 +281,67 @@ class ZipTree:
                 raise BadInput(f"{where}: entry {info.filename[:200]!r} appears twice")
             self.files[rel] = info
         self.files = dict(sorted(self.files.items()))
+        try:
+            self._fd: int | None = zf.fp.fileno()
+        except (AttributeError, OSError, ValueError):  # a zip in memory: zipfile reads it
+            self._fd = None
 
     def read(self, info: zipfile.ZipInfo) -> bytes:
-        try:
-            with self.zf.open(info) as src:
-                data = src.read(info.file_size + 1)
-        except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError, ValueError, OSError) as exc:
-            raise BadInput(f"{self.label}: entry {info.filename[:200]!r} is corrupt ({exc})") from None
+        data = self._read_direct(info) if self._fd is not None else None
+        if data is None:
+            data = self._read_zipfile(info)
         if len(data) > info.file_size:
             raise TooLarge(f"{self.label}: entry {info.filename[:200]!r} holds more data than declared")
         return data
+
+    def _corrupt(self, info: zipfile.ZipInfo, why: str) -> BadInput:
+        return BadInput(f"{self.label}: entry {info.filename[:200]!r} is corrupt ({why})")
+
+    def _read_direct(self, info: zipfile.ZipInfo) -> bytes | None:
+        """Stored and deflated entries read with one ``pread`` (thread-safe, no lock, no seek) and
+        checked like zipfile checks them (local header, name, CRC); None: let zipfile do it."""
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            return None
+        name = info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437", "replace")
+        want = _LOCAL_HEADER.size + len(name) + 64 + info.compress_size
+        try:
+            buf = os.pread(self._fd, want, info.header_offset)
+        except OSError as exc:
+            raise self._corrupt(info, exc.strerror or str(exc)) from None
+        if len(buf) < _LOCAL_HEADER.size or buf[:4] != b"PK\x03\x04":
+            raise self._corrupt(info, "bad local file header")
+        name_len, extra_len = _LOCAL_HEADER.unpack_from(buf)[-2:]
+        start = _LOCAL_HEADER.size + name_len + extra_len
+        if buf[_LOCAL_HEADER.size:_LOCAL_HEADER.size + name_len] != name:
+            return None  # names differ in encoding details: zipfile's own rules decide
+        if start + info.compress_size > len(buf):
+            try:
+                buf = os.pread(self._fd, start + info.compress_size, info.header_offset)
+            except OSError as exc:
+                raise self._corrupt(info, exc.strerror or str(exc)) from None
+            if start + info.compress_size > len(buf):
+                raise self._corrupt(info, "the archive ends inside this entry")
+        raw = buf[start:start + info.compress_size]
+        if info.compress_type == zipfile.ZIP_STORED:
+            data = raw
+        else:
+            inflater = zlib.decompressobj(-15)
+            try:  # never more than the declared size (+1 to notice a lying header)
+                data = inflater.decompress(raw, info.file_size + 1)
+            except zlib.error as exc:
+                raise self._corrupt(info, f"deflate: {exc}") from None
+        if len(data) < info.file_size:
+            raise self._corrupt(info, f"{len(data)} bytes where the header declares {info.file_size}")
+        if len(data) == info.file_size and zlib.crc32(data) != info.CRC:
+            raise self._corrupt(info, "CRC mismatch")
+        return data
+
+    def _read_zipfile(self, info: zipfile.ZipInfo) -> bytes:
+        try:
+            with self.zf.open(info) as src:
+                return src.read(info.file_size + 1)
+        except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError, ValueError, OSError) as exc:
+            raise self._corrupt(info, str(exc)) from None
 
 
 FileTree = DirTree | ZipTree

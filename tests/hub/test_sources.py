@@ -274,3 +274,33 @@ def test_zip_entry_clashing_file_and_folder_is_refused(tmp_path):
     z = make_zip(tmp_path / "clash.zip", [("images", b"x"), ("images/a.jpg", b"y")])
     with pytest.raises(BadInput, match="clashes"):
         consume(tmp_path, Source("zip", str(z)))
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_zip_read_in_place_checks_every_member(tmp_path, compression):
+    """Members read in place are the exact bytes; a flipped byte, a short or a broken entry is named."""
+    payload = bytes(range(256)) * 40
+    z = make_zip(tmp_path / "ok.zip", [("images/a.bin", payload), ("images/b.bin", b"x" * 10)], compression)
+    with open_tree(Source("zip", str(z)), sharing_dir=tmp_path, tmp_dir=tmp_path / "tmp", limits=Limits()) as tree:
+        assert [tree.read(ref) for ref in tree.files.values()] == [payload, b"x" * 10]
+
+    def damaged(name: str, edit) -> Path:
+        raw = bytearray(z.read_bytes())
+        edit(raw, raw.find(b"images/a.bin") + len("images/a.bin"))  # just past the local header's name
+        out = tmp_path / name
+        out.write_bytes(bytes(raw))
+        return out
+
+    def flip(raw, pos):
+        raw[pos + 100] ^= 0xFF
+
+    def bad_signature(raw, pos):
+        raw[0:4] = b"PK\x00\x00"
+
+    for name, edit, reason in (("flip.zip", flip, r"CRC mismatch|deflate|\d+ bytes where"),
+                               ("header.zip", bad_signature, "bad local file header")):
+        with open_tree(Source("zip", str(damaged(name, edit))), sharing_dir=tmp_path, tmp_dir=tmp_path / "tmp",
+                       limits=Limits()) as tree:
+            with pytest.raises(BadInput, match=rf"entry 'images/a.bin' is corrupt \(({reason})"):
+                tree.read(tree.files["images/a.bin"])
+            assert tree.read(tree.files["images/b.bin"]) == b"x" * 10
