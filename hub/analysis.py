@@ -14,10 +14,12 @@ import hashlib
 import json
 import logging
 import time
+from pathlib import Path
 
 import numpy as np
 
 from detkit.errors import BadInput
+from hub.datasets import quality
 from hub.jobs.kinds import InternalKind, JobContext, Progress, register
 from hub.store import classes as classes_store
 from hub.store import datasets as ds_store
@@ -164,14 +166,20 @@ def class_warnings(per_class: dict[str, dict], targets: list[str] = ()) -> list[
     return out
 
 
-def analyze(database, version_id: int, *, refresh: bool = False) -> dict:
+def analyze(database, version_id: int, *, refresh: bool = False, assets_dir: Path | None = None) -> dict:
     """A version's analysis: ``{"version", "images", "storage_bytes", "image_histograms", "gt", "pred",
-    "targets", "warnings", "cached", "elapsed_s"}`` (see the module docstring)."""
+    "targets", "warnings", "cached", "elapsed_s"}`` (see the module docstring).
+
+    With ``assets_dir``, images without a quality score get one first (import does not decode
+    pixels; :mod:`hub.datasets.quality`), so the quality histogram covers them.
+    """
     v = ds_store.require_ready(database, int(version_id))
     key = hashlib.sha1(json.dumps({"v": ANALYSIS_VERSION}).encode()).hexdigest()
     row = None if refresh else store.find_analysis(database, v["id"], key)
     if row is None:
         t0 = time.perf_counter()
+        if assets_dir is not None:
+            quality.score_missing(database, Path(assets_dir), v["id"])
         result = compute(database, v["id"])
         elapsed = time.perf_counter() - t0
         store.save_analysis(database, v["id"], key, result, elapsed)
@@ -193,20 +201,21 @@ def analyze(database, version_id: int, *, refresh: bool = False) -> dict:
     }
 
 
-def compare(database, version_ids: list[int]) -> dict:
+def compare(database, version_ids: list[int], assets_dir: Path | None = None) -> dict:
     """Analyses of 1 to 5 versions, for charts overlaid on one page."""
     ids = list(dict.fromkeys(int(i) for i in version_ids))
     if not ids:
         raise BadInput("versions: give 1 to 5 dataset version ids")
     if len(ids) > MAX_COMPARE:
         raise BadInput(f"versions: at most {MAX_COMPARE} versions side by side, got {len(ids)}")
-    return {"versions": [analyze(database, i) for i in ids],
+    return {"versions": [analyze(database, i, assets_dir=assets_dir) for i in ids],
             "buckets": {k: bucket_labels(e) for k, (e, _) in BUCKETS.items()}}
 
 
 def _run_job(ctx: JobContext, job: dict, progress: Progress) -> dict:
     progress(0.05, "analysing")
-    res = analyze(ctx.database, job["params"]["version_id"], refresh=True)
+    assets_dir = ctx.settings.assets_dir if ctx.settings is not None else None
+    res = analyze(ctx.database, job["params"]["version_id"], refresh=True, assets_dir=assets_dir)
     progress(1.0, "done")
     return {"version_id": res["version"]["id"], "images": res["images"], "warnings": len(res["warnings"])}
 

@@ -7,7 +7,7 @@ from flask import g, jsonify, request
 from detkit.errors import BadInput
 from hub import analysis, diagnosis
 from hub.api import bp
-from hub.api.util import body, database, get_field, query_int
+from hub.api.util import body, database, get_field, query_int, state
 from hub.store import datasets as ds_store
 from hub.store import jobs as jobs_store
 
@@ -94,7 +94,8 @@ def version_labels(version_id: int):
 
 @bp.get("/versions/<int:version_id>/analysis")
 def version_analysis(version_id: int):
-    return jsonify(analysis.analyze(database(), version_id, refresh=_flag(request.args.get("refresh"))))
+    return jsonify(analysis.analyze(database(), version_id, refresh=_flag(request.args.get("refresh")),
+                                    assets_dir=state().settings.assets_dir))
 
 
 @bp.post("/versions/<int:version_id>/analysis")
@@ -109,4 +110,4 @@ def start_analysis(version_id: int):
 @bp.get("/analysis")
 def compare_analyses():
     ids = _int_list(request.args.get("versions"), "versions")
-    return jsonify(analysis.compare(database(), ids))
+    return jsonify(analysis.compare(database(), ids, assets_dir=state().settings.assets_dir))

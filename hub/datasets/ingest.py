@@ -8,8 +8,9 @@ Steps of :func:`ingest_dir`:
    :class:`UnknownClasses` listing every unknown name *before* any asset file is written;
 3. per image, in worker threads: read, verify by content (:mod:`detkit.imaging`), sha1, store
    under ``assets_dir/<sha1[-2:]>/<sha1>`` (written to a temp name, then ``os.replace``-d into
-   place; an existing file is never rewritten), compute the quality score, clip boxes to the
-   image (zero-area boxes rejected; both listed in ``report.fixed``);
+   place; an existing file is never rewritten), clip boxes to the image (zero-area boxes
+   rejected; both listed in ``report.fixed``); the quality score, which needs the pixels, is
+   computed later by whoever first needs it (:mod:`hub.datasets.quality`);
 4. keep the first of identical images, count the rest as duplicates.
 
 If anything fails midway, every asset file this call created is deleted again.
@@ -32,7 +33,6 @@ from detkit.annotations import Box, ImageAnnotation
 from detkit.errors import BadInput, TooLarge, UnknownClasses
 from detkit.imaging import DecodedImage, decode_image
 from detkit.io.yolo import rows_to_annotation
-from detkit.quality import image_quality
 from hub.datasets.layout import Layout, Raw, SideAnnotations, find_layout, image_key, orphans, read_side
 from hub.datasets.sources import DirTree, FileTree, Limits, Source, open_source, open_tree
 
@@ -57,7 +57,7 @@ class AssetRecord:
     height: int
     size_bytes: int
     filename: str  # original path relative to the images folder
-    image_quality: float  # from the VOC <image_quality> when given, else detkit.quality
+    image_quality: float | None  # the VOC <image_quality> when given (else computed later, on first use)
     gt: ImageAnnotation | None = None  # class names resolved to main names
     pred: ImageAnnotation | None = None
 
@@ -204,8 +204,9 @@ class _Ingest:
         gt = self._annotation(gt_raw, "gt", rel, dec, out)
         pred = self._annotation(pred_raw, "pred", rel, dec, out)
         given = gt.image_quality if gt is not None else None
-        # YMIR's <image_quality> is kept when it is a score in [0, 1]; anything else is recomputed
-        quality = given if given is not None and 0.0 <= given <= 1.0 else image_quality(dec.grey)
+        # YMIR's <image_quality> is kept when it is a score in [0, 1]; otherwise the score is computed
+        # from the pixels when something first needs it (hub.datasets.quality), not here
+        quality = given if given is not None and 0.0 <= given <= 1.0 else None
         out.record = AssetRecord(sha1, dec.format, dec.width, dec.height, len(data), rel, quality, gt, pred)
         return out
 

@@ -314,3 +314,22 @@ def copy_picked(db, dst_version: int) -> None:
         [dst_version],
     )
     db.execute("DROP TABLE temp._pick")
+
+
+# --- image quality computed after import ------------------------------------------------------------
+
+
+def assets_missing_quality(database: Database, version_id: int) -> list[str]:
+    """sha1 of the version's images with no quality score at all (none given, none computed yet)."""
+    return [r[0] for r in database.db.execute(
+        "SELECT s.sha1 FROM version_assets va JOIN assets s ON s.sha1 = va.asset_sha1 "
+        "WHERE va.version_id = ? AND va.image_quality IS NULL AND s.image_quality IS NULL ORDER BY s.sha1",
+        [version_id],
+    ).fetchall()]
+
+
+def set_asset_quality(database: Database, scores: Iterable[tuple[str, float]]) -> None:
+    """Store computed ``(sha1, score)`` pairs as the assets' own quality (a given score is never replaced)."""
+    with database.write() as db:
+        db.conn.executemany("UPDATE assets SET image_quality = ? WHERE sha1 = ? AND image_quality IS NULL",
+                            [(q, sha1) for sha1, q in scores])

@@ -13,7 +13,7 @@ from hub.store import evaluations as eval_store
 from hub.store import models as models_store
 from hub.store import projects as project_store
 from hub.web import bp
-from hub.web.util import database
+from hub.web.util import database, state
 
 PAGE_SIZE = 24
 #: box colours on the dataset view, by label
@@ -110,7 +110,7 @@ def analysis_page(project_id: int):
     result, error, status = None, None, 200
     try:
         if chosen:
-            result = analysis.compare(db, chosen)
+            result = analysis.compare(db, chosen, assets_dir=state().settings.assets_dir)
     except YmirError as exc:
         if exc.status >= 500:
             raise

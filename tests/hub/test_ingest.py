@@ -86,7 +86,7 @@ def test_voc_happy_path_keeps_every_field(tmp_path):
     assert (box.x1, box.name, box.difficult, box.truncated, box.pose) == (1.5, "cat", True, True, "Left")
     assert box.box_quality == pytest.approx(0.7) and box.tags == {"occluded": "yes"}
     assert a.image_quality == pytest.approx(0.42) and a.gt.tags == {"weather": "sunny"}
-    assert 0.0 <= b.image_quality <= 1.0  # computed
+    assert b.image_quality is None  # none given: computed from the pixels on first use, not at import
     for rec in res.assets:
         assert asset_path(tmp_path / "assets", rec.sha1).read_bytes()[:2] in (b"\xff\xd8", b"\x89P")
     assert sorted(res.created_files) == sorted(asset_path(tmp_path / "assets", r.sha1) for r in res.assets)
@@ -369,7 +369,7 @@ def test_ingest_source_reads_a_zip_in_place_like_ingest_dir(tmp_path):
     assert not (tmp_path / "tmp").exists() or list((tmp_path / "tmp").iterdir()) == []
 
 
-def test_not_a_number_boxes_are_rejected_and_bad_quality_recomputed(tmp_path):
+def test_not_a_number_boxes_are_rejected_and_bad_quality_dropped(tmp_path):
     xml = (b"<annotation><filename>a.jpg</filename><image_quality>7.5</image_quality>"
            b"<object><name>cat</name><bndbox><xmin>nan</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox>"
            b"</object><object><name>dog</name><confidence>nan</confidence><bndbox><xmin>1</xmin><ymin>1</ymin>"
@@ -379,7 +379,7 @@ def test_not_a_number_boxes_are_rejected_and_bad_quality_recomputed(tmp_path):
     root = write(tmp_path / "ds", {"images/a.jpg": jpeg(), "gt/a.xml": xml})
     rec = run(root, tmp_path).assets[0]
     assert [(b.x1, b.x2) for b in rec.gt.boxes] == [(1, 64)]
-    assert 0.0 <= rec.image_quality <= 1.0
+    assert rec.image_quality is None  # 7.5 is not a score in [0, 1]
     fixed = run(root, tmp_path).report.fixed
     assert [(f["box"], f["action"]) for f in fixed] == [(1, "rejected"), (2, "rejected"), (3, "rejected"),
                                                          (4, "clipped")]
