@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-@dataclass
+@dataclass(slots=True)
 class Box:
     """One box in original-image pixels, xyxy (VOC's xmin, ymin, xmax, ymax)."""
 

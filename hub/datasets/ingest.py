@@ -7,8 +7,8 @@ Steps of :func:`ingest_dir`:
 2. resolve class names (``resolve_class``); with ``unknown="stop"`` raise
    :class:`UnknownClasses` listing every unknown name *before* any asset file is written;
 3. per image, in worker threads: read, verify by content (:mod:`detkit.imaging`), sha1, store
-   under ``assets_dir/<sha1[-2:]>/<sha1>`` (written to a temp name, then ``os.replace``-d into
-   place; an existing file is never rewritten), clip boxes to the image (zero-area boxes
+   under ``assets_dir/<sha1[-2:]>/<sha1>`` (created exclusively; an existing file of the same
+   size is never rewritten), clip boxes to the image (zero-area boxes
    rejected; both listed in ``report.fixed``); the quality score, which needs the pixels, is
    computed later by whoever first needs it (:mod:`hub.datasets.quality`);
 4. keep the first of identical images, count the rest as duplicates.
@@ -26,7 +26,7 @@ import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from detkit.annotations import Box, ImageAnnotation
@@ -96,21 +96,44 @@ def asset_path(assets_dir: Path, sha1: str) -> Path:
 
 
 def store_asset(assets_dir: Path, sha1: str, data: bytes, made_dirs: set[str] | None = None) -> Path | None:
-    """Store ``data`` at :func:`asset_path` atomically; the path if this call created it, else None.
+    """Store ``data`` at :func:`asset_path`; the path if this call created it, else None.
 
-    Written to a temp name, then ``os.replace``-d into place: readers never see a partial file.
-    An asset that already exists is not rewritten. (Two imports racing on one new sha1 may both
-    report it created; the hub checks its rows before deleting such a file.) ``made_dirs`` caches
-    the shard folders already made, a hot-path saving on big imports.
+    The file is created with ``O_EXCL`` and written in one ``write``: two writers never share
+    a file, and an asset that already exists with the right size is not rewritten. An existing
+    file of another size (a write cut short by a crash) is replaced atomically (temp name +
+    ``os.replace``). Nothing reads an asset before the import that stored it commits its rows.
+    (Two imports racing on one new sha1 may both report it created; the hub checks its rows
+    before deleting such a file.) ``made_dirs`` caches the shard folders already made, a
+    hot-path saving on big imports.
     """
     folder = os.path.join(assets_dir, sha1[-2:])
     final = os.path.join(folder, sha1)
-    if os.path.exists(final):
-        return None
     if made_dirs is None or folder not in made_dirs:
         os.makedirs(folder, exist_ok=True)
         if made_dirs is not None:
             made_dirs.add(folder)
+    try:
+        fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except FileExistsError:
+        try:
+            if os.stat(final).st_size == len(data):
+                return None
+        except FileNotFoundError:
+            pass
+        return _replace_asset(folder, final, sha1, data)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except BaseException:
+        os.close(fd)
+        os.unlink(final)
+        raise
+    os.close(fd)
+    return Path(final)
+
+
+def _replace_asset(folder: str, final: str, sha1: str, data: bytes) -> Path:
     tmp = os.path.join(folder, f".{sha1}.{os.getpid()}.{next(_tmp_counter)}.tmp")
     try:
         with open(tmp, "wb") as fh:
@@ -152,37 +175,40 @@ class _Ingest:
                     out: _Outcome) -> ImageAnnotation | None:
         if raw is None:
             return None
-        if isinstance(raw, list):
-            ann = rows_to_annotation(raw, dec.width, dec.height)
-        else:
-            ann = replace(raw, tags=dict(raw.tags))
-        ann.filename, ann.width, ann.height = rel, dec.width, dec.height
-        ann.boxes = [b for b in (self._fix(b, i, dec, side, out) for i, b in enumerate(ann.boxes)) if b]
-        return ann
+        w, h = dec.width, dec.height
+        src = rows_to_annotation(raw, w, h) if isinstance(raw, list) else raw
+        boxes = [b for b in (self._fix(b, i, w, h, side, out) for i, b in enumerate(src.boxes)) if b]
+        # a new record: the parsed annotation may serve another image with the same name stem
+        return ImageAnnotation(rel, w, h, src.depth, boxes, src.image_quality, dict(src.tags))
 
-    def _fix(self, b: Box, i: int, dec: DecodedImage, side: str, out: _Outcome) -> Box | None:
+    def _fix(self, b: Box, i: int, w: int, h: int, side: str, out: _Outcome) -> Box | None:
         main = self.class_map[b.name]
         if main is None:
             out.ignored[normalize(b.name)] += 1
             return None
-        w, h = dec.width, dec.height
-        where = {"file": out.rel, "set": side, "box": i + 1}
-        coords = f"({b.x1:g}, {b.y1:g}, {b.x2:g}, {b.y2:g})"
-        scores = [v for v in (b.confidence, b.box_quality) if v is not None]
-        if not all(math.isfinite(v) for v in (b.x1, b.y1, b.x2, b.y2, *scores)):
-            out.fixed.append({**where, "action": "rejected",
-                              "reason": f"box {coords} of {b.name!r} has a coordinate or score that is not a finite number"})
+
+        def note(action: str, why: str) -> None:
+            coords = f"({b.x1:g}, {b.y1:g}, {b.x2:g}, {b.y2:g})"
+            out.fixed.append({"file": out.rel, "set": side, "box": i + 1, "action": action,
+                              "reason": f"box {coords} of {b.name!r} {why}"})
+
+        x1, y1, x2, y2 = b.x1, b.y1, b.x2, b.y2
+        # x - x == 0 only for finite x (inf - inf and nan - nan are nan): one cheap test for all six
+        if (x1 - x1) + (y1 - y1) + (x2 - x2) + (y2 - y2) != 0 or (
+                (b.confidence is not None and not math.isfinite(b.confidence))
+                or (b.box_quality is not None and not math.isfinite(b.box_quality))):
+            note("rejected", "has a coordinate or score that is not a finite number")
             return None
-        x1, y1 = min(max(b.x1, 0.0), w), min(max(b.y1, 0.0), h)
-        x2, y2 = min(max(b.x2, 0.0), w), min(max(b.y2, 0.0), h)
+        if x1 < 0 or y1 < 0 or x2 > w or y2 > h or x1 > w or y1 > h or x2 < 0 or y2 < 0:
+            x1, y1 = min(max(x1, 0.0), w), min(max(y1, 0.0), h)
+            x2, y2 = min(max(x2, 0.0), w), min(max(y2, 0.0), h)
+            if x2 - x1 > 0 and y2 - y1 > 0:
+                note("clipped", f"reaches outside the {w}x{h} image")
         if x2 - x1 <= 0 or y2 - y1 <= 0:
-            out.fixed.append({**where, "action": "rejected",
-                              "reason": f"box {coords} of {b.name!r} has no area inside the {w}x{h} image"})
+            note("rejected", f"has no area inside the {w}x{h} image")
             return None
-        if (x1, y1, x2, y2) != (b.x1, b.y1, b.x2, b.y2):
-            out.fixed.append({**where, "action": "clipped",
-                              "reason": f"box {coords} of {b.name!r} reaches outside the {w}x{h} image"})
-        return Box(x1, y1, x2, y2, main, b.difficult, b.truncated, b.pose, b.confidence, b.box_quality, dict(b.tags))
+        return Box(x1, y1, x2, y2, main, b.difficult, b.truncated, b.pose, b.confidence, b.box_quality,
+                   dict(b.tags) if b.tags else {})
 
     def process(self, item: _Item) -> _Outcome:
         """Verify, store and annotate one image."""

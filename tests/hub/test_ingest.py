@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import struct
@@ -15,7 +16,7 @@ from PIL import Image
 from detkit.annotations import Box, ImageAnnotation
 from detkit.errors import BadInput, UnknownClasses
 from detkit.io.voc import to_voc
-from hub.datasets.ingest import Limits, asset_path, ingest_dir
+from hub.datasets.ingest import Limits, asset_path, ingest_dir, store_asset
 
 CLASSES = {"cat": "cat", "kitty": "cat", "dog": "dog"}
 
@@ -384,3 +385,16 @@ def test_not_a_number_boxes_are_rejected_and_bad_quality_dropped(tmp_path):
     assert [(f["box"], f["action"]) for f in fixed] == [(1, "rejected"), (2, "rejected"), (3, "rejected"),
                                                          (4, "clipped")]
     assert all("not a finite number" in f["reason"] for f in fixed[:3])
+
+
+def test_store_asset_creates_once_and_repairs_a_file_cut_short(tmp_path):
+    data = jpeg()
+    sha1 = hashlib.sha1(data).hexdigest()
+    path = asset_path(tmp_path, sha1)
+    assert store_asset(tmp_path, sha1, data) == path and path.read_bytes() == data
+    before = path.stat().st_mtime_ns
+    assert store_asset(tmp_path, sha1, data) is None  # already there: not rewritten
+    assert path.stat().st_mtime_ns == before
+    path.write_bytes(data[:100])  # a write a crash cut short
+    assert store_asset(tmp_path, sha1, data) == path and path.read_bytes() == data
+    assert [p.name for p in path.parent.iterdir()] == [sha1]  # no temp file left
