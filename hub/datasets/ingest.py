@@ -6,7 +6,9 @@ Steps of :func:`ingest_dir`:
 1. find the layout and parse every annotation file (:mod:`hub.datasets.layout`);
 2. resolve class names (``resolve_class``); with ``unknown="stop"`` raise
    :class:`UnknownClasses` listing every unknown name *before* any asset file is written;
-3. per image, in worker threads: read, verify by content (:mod:`detkit.imaging`), sha1, store
+3. per image, in worker threads: read, verify the file's structure without decoding its pixels
+   (:func:`detkit.imaging.inspect_image`: format by content, size from the header, pixel limit,
+   truncation, markers/CRCs), sha1, store
    under ``assets_dir/<sha1[-2:]>/<sha1>`` (created exclusively; an existing file of the same
    size is never rewritten), clip boxes to the image (zero-area boxes
    rejected; both listed in ``report.fixed``); the quality score, which needs the pixels, is
@@ -31,7 +33,7 @@ from pathlib import Path
 
 from detkit.annotations import Box, ImageAnnotation
 from detkit.errors import BadInput, TooLarge, UnknownClasses
-from detkit.imaging import DecodedImage, decode_image
+from detkit.imaging import ImageInfo, inspect_image
 from detkit.io.yolo import rows_to_annotation
 from hub.datasets.layout import Layout, Raw, SideAnnotations, find_layout, image_key, orphans, read_side
 from hub.datasets.sources import DirTree, FileTree, Limits, Source, open_source, open_tree
@@ -171,7 +173,7 @@ class _Ingest:
         self.class_map, self.limits = class_map, limits
         self.made_dirs: set[str] = set()
 
-    def _annotation(self, raw: Raw | None, side: str, rel: str, dec: DecodedImage,
+    def _annotation(self, raw: Raw | None, side: str, rel: str, dec: ImageInfo,
                     out: _Outcome) -> ImageAnnotation | None:
         if raw is None:
             return None
@@ -218,7 +220,7 @@ class _Ingest:
             return out
         try:
             data = self.tree.read(ref)
-            dec = decode_image(data, self.limits.max_image_pixels, where=out.rel)
+            dec = inspect_image(data, self.limits.max_image_pixels, where=out.rel)
         except BadInput as exc:
             out.skip_reason = exc.message
             return out
