@@ -90,7 +90,7 @@ def test_voc_happy_path_keeps_every_field(tmp_path):
     assert b.image_quality is None  # none given: computed from the pixels on first use, not at import
     for rec in res.assets:
         assert asset_path(tmp_path / "assets", rec.sha1).read_bytes()[:2] in (b"\xff\xd8", b"\x89P")
-    assert sorted(res.created_files) == sorted(asset_path(tmp_path / "assets", r.sha1) for r in res.assets)
+    assert sorted(res.created_files) == sorted(str(asset_path(tmp_path / "assets", r.sha1)) for r in res.assets)
 
 
 def test_layout_inside_one_top_folder_and_jpegimages_annotations(tmp_path):
@@ -170,7 +170,7 @@ def test_duplicates_are_skipped_and_counted(tmp_path):
 def test_existing_asset_is_not_rewritten_nor_reported_created(tmp_path):
     root = write(tmp_path / "ds", {"images/a.jpg": jpeg()})
     first = run(root, tmp_path)
-    path = first.created_files[0]
+    path = Path(first.created_files[0])
     mtime = path.stat().st_mtime_ns
     second = run(root, tmp_path)
     assert second.created_files == [] and second.report.images == 1
@@ -308,7 +308,7 @@ def test_progress_is_reported_up_to_the_total(tmp_path):
 def test_failed_ingest_leaves_no_orphan_files(tmp_path):
     root = write(tmp_path / "ds", {f"images/{i:03d}.jpg": jpeg(16, 16, seed=i) for i in range(60)})
     pre = write(tmp_path / "ds2", {"images/x.jpg": jpeg(16, 16, seed=3)})  # already stored: must survive
-    kept = run(pre, tmp_path).created_files[0]
+    kept = Path(run(pre, tmp_path).created_files[0])
 
     def boom(done, total):
         if done >= 20:
@@ -391,10 +391,10 @@ def test_store_asset_creates_once_and_repairs_a_file_cut_short(tmp_path):
     data = jpeg()
     sha1 = hashlib.sha1(data).hexdigest()
     path = asset_path(tmp_path, sha1)
-    assert store_asset(tmp_path, sha1, data) == path and path.read_bytes() == data
+    assert store_asset(tmp_path, sha1, data) == str(path) and path.read_bytes() == data
     before = path.stat().st_mtime_ns
     assert store_asset(tmp_path, sha1, data) is None  # already there: not rewritten
     assert path.stat().st_mtime_ns == before
     path.write_bytes(data[:100])  # a write a crash cut short
-    assert store_asset(tmp_path, sha1, data) == path and path.read_bytes() == data
+    assert store_asset(tmp_path, sha1, data) == str(path) and path.read_bytes() == data
     assert [p.name for p in path.parent.iterdir()] == [sha1]  # no temp file left
