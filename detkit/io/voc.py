@@ -101,32 +101,63 @@ def parse_voc(data: bytes, where: str = "annotation") -> ImageAnnotation:
         ann.depth = int(_float(dims, "depth", where)) if _text(dims.get("depth")) else 3
     ann.image_quality = _optional_float(fields, "image_quality", where)
     ann.tags = _tags(fields.get("tags"))
+    boxes = ann.boxes
     for i, obj in enumerate(objects):
-        owhere = f"{where}: object {i + 1}"
-        of = _children(obj)
-        name = _text(of.get("name"))
-        if not name:
-            raise BadInput(f"{owhere}: missing <name>")
-        bb = of.get("bndbox")
-        if bb is None:
-            raise BadInput(f"{owhere} ({name}): missing <bndbox>")
-        corners = _children(bb)
-        ann.boxes.append(
-            Box(
-                x1=_float(corners, "xmin", owhere),
-                y1=_float(corners, "ymin", owhere),
-                x2=_float(corners, "xmax", owhere),
-                y2=_float(corners, "ymax", owhere),
-                name=name,
-                difficult=(_text(of.get("difficult")) or "0") in _TRUE,
-                truncated=(_text(of.get("truncated")) or "0") in _TRUE,
-                pose=_text(of.get("pose")),
-                confidence=_optional_float(of, "confidence", owhere),
-                box_quality=_optional_float(of, "box_quality", owhere),
-                tags=_tags(of.get("tags")),
-            )
-        )
+        of = {c.tag: c for c in reversed(obj)}  # the first child of each tag wins
+        try:
+            boxes.append(_box_fast(of))
+        except (KeyError, AttributeError, TypeError, ValueError):  # anything unusual: the careful path
+            boxes.append(_box(of, f"{where}: object {i + 1}"))
     return ann
+
+
+def _flag(el) -> bool:
+    if el is None:
+        return False
+    text = el.text
+    return text is not None and text.strip() in _TRUE
+
+
+def _box_fast(of: dict) -> Box:
+    """A box from a well-formed ``<object>`` (children by tag); raises on anything unusual."""
+    corners = {c.tag: c for c in reversed(of["bndbox"])}
+    name = of["name"].text.strip()
+    if not name:
+        raise ValueError
+    pose, conf, quality, tags = of.get("pose"), of.get("confidence"), of.get("box_quality"), of.get("tags")
+    return Box(
+        float(corners["xmin"].text), float(corners["ymin"].text),  # float() accepts surrounding blanks
+        float(corners["xmax"].text), float(corners["ymax"].text),
+        name, _flag(of.get("difficult")), _flag(of.get("truncated")),
+        _text(pose) if pose is not None else "",
+        float(conf.text) if conf is not None and conf.text and conf.text.strip() else None,
+        float(quality.text) if quality is not None and quality.text and quality.text.strip() else None,
+        _tags(tags) if tags is not None else {},
+    )
+
+
+def _box(of: dict, owhere: str) -> Box:
+    """The same box read field by field, raising :class:`BadInput` that names what is wrong."""
+    name = _text(of.get("name"))
+    if not name:
+        raise BadInput(f"{owhere}: missing <name>")
+    bb = of.get("bndbox")
+    if bb is None:
+        raise BadInput(f"{owhere} ({name}): missing <bndbox>")
+    corners = _children(bb)
+    return Box(
+        x1=_float(corners, "xmin", owhere),
+        y1=_float(corners, "ymin", owhere),
+        x2=_float(corners, "xmax", owhere),
+        y2=_float(corners, "ymax", owhere),
+        name=name,
+        difficult=(_text(of.get("difficult")) or "0") in _TRUE,
+        truncated=(_text(of.get("truncated")) or "0") in _TRUE,
+        pose=_text(of.get("pose")),
+        confidence=_optional_float(of, "confidence", owhere),
+        box_quality=_optional_float(of, "box_quality", owhere),
+        tags=_tags(of.get("tags")),
+    )
 
 
 def _num(v: float) -> str:
