@@ -35,6 +35,7 @@ from detkit.annotations import Box, ImageAnnotation
 from detkit.errors import BadInput, TooLarge, UnknownClasses
 from detkit.imaging import ImageInfo, inspect_image
 from detkit.io.yolo import rows_to_annotation
+from hub.datasets.asset_store import InlineWriter, ProcessWriter, store_asset
 from hub.datasets.layout import Layout, Raw, SideAnnotations, find_layout, image_key, orphans, read_side
 from hub.datasets.sources import DirTree, FileTree, Limits, Source, open_source, open_tree
 
@@ -46,7 +47,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 UNKNOWN_STRATEGIES = ("stop", "ignore", "add")
-_tmp_counter = itertools.count()
+#: imports of at least this many images store their files from a child process (asset_store)
+PROCESS_WRITER_MIN = 500
 
 
 @dataclass
@@ -97,59 +99,6 @@ def asset_path(assets_dir: Path, sha1: str) -> Path:
     return Path(assets_dir) / sha1[-2:] / sha1
 
 
-def store_asset(assets_dir: Path, sha1: str, data: bytes, made_dirs: set[str] | None = None) -> str | None:
-    """Store ``data`` at :func:`asset_path`; the path if this call created it, else None.
-
-    The file is created with ``O_EXCL`` and written in one ``write``: two writers never share
-    a file, and an asset that already exists with the right size is not rewritten. An existing
-    file of another size (a write cut short by a crash) is replaced atomically (temp name +
-    ``os.replace``). Nothing reads an asset before the import that stored it commits its rows.
-    (Two imports racing on one new sha1 may both report it created; the hub checks its rows
-    before deleting such a file.) ``made_dirs`` caches the shard folders already made, a
-    hot-path saving on big imports.
-    """
-    folder = os.path.join(assets_dir, sha1[-2:])
-    final = os.path.join(folder, sha1)
-    if made_dirs is None or folder not in made_dirs:
-        os.makedirs(folder, exist_ok=True)
-        if made_dirs is not None:
-            made_dirs.add(folder)
-    try:
-        fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
-    except FileExistsError:
-        try:
-            if os.stat(final).st_size == len(data):
-                return None
-        except FileNotFoundError:
-            pass
-        return _replace_asset(folder, final, sha1, data)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    except BaseException:
-        os.close(fd)
-        os.unlink(final)
-        raise
-    os.close(fd)
-    return final
-
-
-def _replace_asset(folder: str, final: str, sha1: str, data: bytes) -> str:
-    tmp = os.path.join(folder, f".{sha1}.{os.getpid()}.{next(_tmp_counter)}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, final)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return final
-
-
 @dataclass
 class _Outcome:
     rel: str  # relative to the dataset base, for the report
@@ -167,11 +116,11 @@ _Item = tuple[str, object, Raw | None, Raw | None, str | None]
 class _Ingest:
     """What a worker thread needs to turn one image into an asset."""
 
-    def __init__(self, tree: FileTree, images_dir: str, assets_dir: Path, class_map: dict[str, str | None],
-                 limits: Limits):
-        self.tree, self.images_dir, self.assets_dir = tree, images_dir, assets_dir
+    def __init__(self, tree: FileTree, images_dir: str, writer: InlineWriter | ProcessWriter,
+                 class_map: dict[str, str | None], limits: Limits):
+        self.tree, self.images_dir, self.writer = tree, images_dir, writer
         self.class_map, self.limits = class_map, limits
-        self.made_dirs: set[str] = set()
+        self.created: list[str] = []  # every file this import created, for the clean-up of a failure
 
     def _annotation(self, raw: Raw | None, side: str, rel: str, dec: ImageInfo,
                     out: _Outcome) -> ImageAnnotation | None:
@@ -188,29 +137,25 @@ class _Ingest:
         if main is None:
             out.ignored[normalize(b.name)] += 1
             return None
-
-        def note(action: str, why: str) -> None:
-            coords = f"({b.x1:g}, {b.y1:g}, {b.x2:g}, {b.y2:g})"
-            out.fixed.append({"file": out.rel, "set": side, "box": i + 1, "action": action,
-                              "reason": f"box {coords} of {b.name!r} {why}"})
-
         x1, y1, x2, y2 = b.x1, b.y1, b.x2, b.y2
-        # x - x == 0 only for finite x (inf - inf and nan - nan are nan): one cheap test for all six
+        # x - x == 0 only for finite x (inf - inf and nan - nan are nan): one cheap test for all four
         if (x1 - x1) + (y1 - y1) + (x2 - x2) + (y2 - y2) != 0 or (
                 (b.confidence is not None and not math.isfinite(b.confidence))
                 or (b.box_quality is not None and not math.isfinite(b.box_quality))):
-            note("rejected", "has a coordinate or score that is not a finite number")
+            _note(out, side, i, b, "rejected", "has a coordinate or score that is not a finite number")
             return None
-        if x1 < 0 or y1 < 0 or x2 > w or y2 > h or x1 > w or y1 > h or x2 < 0 or y2 < 0:
+        inside = 0 <= x1 <= w and 0 <= y1 <= h and 0 <= x2 <= w and 0 <= y2 <= h
+        if not inside:
             x1, y1 = min(max(x1, 0.0), w), min(max(y1, 0.0), h)
             x2, y2 = min(max(x2, 0.0), w), min(max(y2, 0.0), h)
-            if x2 - x1 > 0 and y2 - y1 > 0:
-                note("clipped", f"reaches outside the {w}x{h} image")
         if x2 - x1 <= 0 or y2 - y1 <= 0:
-            note("rejected", f"has no area inside the {w}x{h} image")
+            _note(out, side, i, b, "rejected", f"has no area inside the {w}x{h} image")
             return None
-        return Box(x1, y1, x2, y2, main, b.difficult, b.truncated, b.pose, b.confidence, b.box_quality,
-                   dict(b.tags) if b.tags else {})
+        if inside and main == b.name:
+            return b  # unchanged: the parsed box serves as is (nothing mutates boxes after import)
+        if not inside:
+            _note(out, side, i, b, "clipped", f"reaches outside the {w}x{h} image")
+        return Box(x1, y1, x2, y2, main, b.difficult, b.truncated, b.pose, b.confidence, b.box_quality, b.tags)
 
     def process(self, item: _Item) -> _Outcome:
         """Verify, store and annotate one image."""
@@ -228,7 +173,9 @@ class _Ingest:
             out.skip_reason = f"unreadable ({exc.strerror or exc})"
             return out
         sha1 = hashlib.sha1(data).hexdigest()
-        out.created = store_asset(self.assets_dir, sha1, data, self.made_dirs)
+        out.created = self.writer.put(sha1, data)
+        if out.created is not None:
+            self.created.append(out.created)
         gt = self._annotation(gt_raw, "gt", rel, dec, out)
         pred = self._annotation(pred_raw, "pred", rel, dec, out)
         given = gt.image_quality if gt is not None else None
@@ -239,16 +186,15 @@ class _Ingest:
         return out
 
 
+def _note(out: _Outcome, side: str, i: int, b: Box, action: str, why: str) -> None:
+    coords = f"({b.x1:g}, {b.y1:g}, {b.x2:g}, {b.y2:g})"
+    out.fixed.append({"file": out.rel, "set": side, "box": i + 1, "action": action,
+                      "reason": f"box {coords} of {b.name!r} {why}"})
+
+
 def _run_chunk(run: _Ingest, items: list[_Item]) -> list[_Outcome]:
-    """Process a chunk; if it fails midway, delete what it created before raising."""
-    outs: list[_Outcome] = []
-    try:
-        for item in items:
-            outs.append(run.process(item))
-    except BaseException:
-        _remove([o.created for o in outs if o.created is not None])
-        raise
-    return outs
+    """Process a chunk (a failure midway is cleaned up by the caller, from ``run.created``)."""
+    return [run.process(item) for item in items]
 
 
 def _items(layout: Layout, gt: SideAnnotations | None, pred: SideAnnotations | None) -> Iterator[_Item]:
@@ -377,15 +323,13 @@ def ingest_tree(
     class_map = _class_map(sides, resolve_class, unknown, report)
     report.skipped.extend(orphans(sides, layout))
 
-    run = _Ingest(tree, layout.images_dir, Path(assets_dir), class_map, limits)
     total = len(layout.images)
+    writer = _writer(Path(assets_dir), total)
+    run = _Ingest(tree, layout.images_dir, writer, class_map, limits)
     step = max(1, total // 50)
     seen: dict[str, str] = {}
     assets: list[AssetRecord] = []
-    created: list[str] = []
     boxes, pred_boxes, ignored = Counter(), Counter(), Counter()
-    # Decoding, hashing and writing release the GIL. Worker processes were tried and measured
-    # slower here (start-up and pickling outweigh the gain on 2 busy cores), so threads it is.
     pool = ThreadPoolExecutor(workers, thread_name_prefix="ingest") if workers > 1 else None
     chunk_size = max(1, min(64, total // (workers * 8) or 1))
     pending: deque[Future] = deque()
@@ -401,22 +345,20 @@ def ingest_tree(
                 outs = pending.popleft().result() if pending else None
             if outs is None:
                 break
-            created.extend(o.created for o in outs if o.created is not None)
             for out in outs:
                 done += 1
                 _collect(out, report, seen, assets, boxes, pred_boxes, ignored)
                 if progress is not None and (done % step == 0 or done == total):
                     progress(done, total)
+        if pool is not None:
+            pool.shutdown(wait=True)
+        existed = set(writer.close())  # every file is on disk from here on
     except BaseException:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-            for f in pending:
-                if f.done() and not f.cancelled() and f.exception() is None:
-                    created.extend(o.created for o in f.result() if o.created is not None)
-        _remove(created)
+        writer.abort()  # no write may land after the clean-up
+        _remove(run.created)
         raise
-    if pool is not None:
-        pool.shutdown(wait=True)
     if progress is not None and total == 0:
         progress(0, 0)
     report.images = len(assets)
@@ -424,10 +366,20 @@ def ingest_tree(
     report.pred_boxes_per_class = dict(sorted(pred_boxes.items()))
     report.ignored_boxes = dict(sorted(ignored.items()))
     # two worker threads storing identical images at once may both report the one new file
-    created = list(dict.fromkeys(created))
+    created = [p for p in dict.fromkeys(run.created) if p not in existed]
     log.info("ingested %d images (%d skipped, %d duplicates, %d new files) from %s",
              report.images, len(report.skipped), report.duplicates, len(created), tree.label)
     return IngestResult(assets=assets, report=report, created_files=created)
+
+
+def _writer(assets_dir: Path, images: int) -> InlineWriter | ProcessWriter:
+    """A child process stores the files of big imports (see :mod:`hub.datasets.asset_store`)."""
+    if images >= PROCESS_WRITER_MIN:
+        try:
+            return ProcessWriter(assets_dir)
+        except OSError as exc:  # no process to spare: write inline, slower but the same result
+            log.warning("asset writer process unavailable (%s): writing inline", exc)
+    return InlineWriter(assets_dir)
 
 
 def _collect(out: _Outcome, report: IngestReport, seen: dict[str, str], assets: list[AssetRecord],
@@ -452,5 +404,7 @@ def _remove(paths: Iterable[str]) -> None:
     for p in paths:
         try:
             os.unlink(p)
+        except FileNotFoundError:  # sent to the writer process, never written
+            pass
         except OSError:
             log.warning("could not remove %s after a failed import", p)

@@ -16,6 +16,7 @@ from PIL import Image
 from detkit.annotations import Box, ImageAnnotation
 from detkit.errors import BadInput, UnknownClasses
 from detkit.io.voc import to_voc
+from hub.datasets import ingest as ingest_module
 from hub.datasets.ingest import Limits, asset_path, ingest_dir, store_asset
 
 CLASSES = {"cat": "cat", "kitty": "cat", "dog": "dog"}
@@ -398,3 +399,50 @@ def test_store_asset_creates_once_and_repairs_a_file_cut_short(tmp_path):
     path.write_bytes(data[:100])  # a write a crash cut short
     assert store_asset(tmp_path, sha1, data) == str(path) and path.read_bytes() == data
     assert [p.name for p in path.parent.iterdir()] == [sha1]  # no temp file left
+
+
+# --- big imports store their files from a child process (hub.datasets.asset_store.ProcessWriter) ----
+
+
+@pytest.fixture
+def process_writer(monkeypatch):
+    """Every import uses the child-process writer, however small."""
+    monkeypatch.setattr(ingest_module, "PROCESS_WRITER_MIN", 0)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_process_writer_stores_the_same_files(tmp_path, process_writer, workers):
+    files = {f"images/{i:03d}.jpg": jpeg(24, 24, seed=i % 30) for i in range(40)}  # 10 duplicates
+    files |= {f"gt/{i:03d}.xml": voc(f"{i:03d}.jpg", [(1, 1, 10, 12, "cat")], 24, 24) for i in range(40)}
+    root = write(tmp_path / "ds", files)
+    pre = write(tmp_path / "pre", {"images/x.jpg": jpeg(24, 24, seed=3)})  # stored before: not ours
+    ingest_dir(pre, assets_dir=tmp_path / "assets", resolve_class=resolve)
+    res = ingest_dir(root, assets_dir=tmp_path / "assets", resolve_class=resolve, workers=workers)
+    assert res.report.images == 30 and res.report.duplicates == 10
+    stored = {p.name: p.read_bytes() for p in (tmp_path / "assets").rglob("*") if p.is_file()}
+    assert len(stored) == 30 and all(hashlib.sha1(b).hexdigest() == name for name, b in stored.items())
+    assert sorted(res.created_files) == sorted(str(asset_path(tmp_path / "assets", a.sha1)) for a in res.assets
+                                               if a.sha1 != hashlib.sha1(jpeg(24, 24, seed=3)).hexdigest())
+
+
+def test_process_writer_failure_midway_leaves_no_orphans(tmp_path, process_writer):
+    root = write(tmp_path / "ds", {f"images/{i:03d}.jpg": jpeg(16, 16, seed=i) for i in range(200)})
+
+    def boom(done, total):
+        if done >= 50:
+            raise RuntimeError("cancelled")
+
+    with pytest.raises(RuntimeError, match="cancelled"):
+        run(root, tmp_path, progress=boom)
+    assert [p for p in (tmp_path / "assets").rglob("*") if p.is_file()] == []
+
+
+def test_process_writer_error_names_the_file_and_cleans_up(tmp_path, process_writer):
+    images = {f"images/{i:03d}.jpg": jpeg(16, 16, seed=i) for i in range(20)}
+    root = write(tmp_path / "ds", images)
+    blocked = hashlib.sha1(images["images/007.jpg"]).hexdigest()
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / blocked[-2:]).write_bytes(b"a file where a shard folder must go")
+    with pytest.raises(OSError, match=f"storing assets failed: .*{blocked}"):
+        run(root, tmp_path)
+    assert [p.name for p in (tmp_path / "assets").rglob("*") if p.is_file()] == [blocked[-2:]]
