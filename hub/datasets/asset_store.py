@@ -31,6 +31,8 @@ _tmp_counter = itertools.count()
 _HEADER = struct.Struct("<HI")
 _F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux); absent from older fcntl modules
 PIPE_BYTES = 1 << 20
+#: writer processes of a ProcessWriter
+WRITER_PROCESSES = max(1, min(2, os.cpu_count() or 1))
 
 
 def asset_path_str(assets_dir, sha1: str) -> str:
@@ -161,7 +163,7 @@ class ProcessWriter:
     def __init__(self, assets_dir, processes: int | None = None):
         self.assets_dir = str(assets_dir)
         self.sent: set[str] = set()
-        n = processes or max(1, min(2, os.cpu_count() or 1))
+        n = processes or WRITER_PROCESSES
         self._children: list[_Child] = []
         try:
             for _ in range(n):

@@ -35,8 +35,17 @@ from detkit.annotations import Box, ImageAnnotation
 from detkit.errors import BadInput, TooLarge, UnknownClasses
 from detkit.imaging import ImageInfo, inspect_image
 from detkit.io.yolo import rows_to_annotation
-from hub.datasets.asset_store import InlineWriter, ProcessWriter, store_asset
-from hub.datasets.layout import Layout, Raw, SideAnnotations, find_layout, image_key, orphans, read_side
+from hub.datasets.asset_store import InlineWriter, ProcessWriter, asset_path_str, store_asset
+from hub.datasets.layout import (
+    Layout,
+    PendingSide,
+    Raw,
+    SideAnnotations,
+    find_layout,
+    image_key,
+    orphans,
+    start_side,
+)
 from hub.datasets.sources import DirTree, FileTree, Limits, Source, open_source, open_tree
 
 __all__ = [
@@ -109,8 +118,21 @@ class _Outcome:
     created: str | None = None  # the asset file this image newly created
 
 
-# (image relpath, tree ref, gt annotation, pred annotation, reason to skip before reading)
-_Item = tuple[str, object, Raw | None, Raw | None, str | None]
+@dataclass(slots=True)
+class _Stored:
+    """One image after the first phase: verified, hashed, handed to the writer (or why not)."""
+
+    rel: str  # relative to the images folder
+    shown: str  # relative to the dataset base, for the report
+    sha1: str = ""
+    info: ImageInfo | None = None
+    size: int = 0
+    created: str | None = None
+    skip_reason: str | None = None
+
+
+# (image relpath, tree ref)
+_Item = tuple[str, object]
 
 
 class _Ingest:
@@ -157,32 +179,39 @@ class _Ingest:
             _note(out, side, i, b, "clipped", f"reaches outside the {w}x{h} image")
         return Box(x1, y1, x2, y2, main, b.difficult, b.truncated, b.pose, b.confidence, b.box_quality, b.tags)
 
-    def process(self, item: _Item) -> _Outcome:
-        """Verify, store and annotate one image."""
-        rel, ref, gt_raw, pred_raw, skip = item
-        out = _Outcome(rel=f"{self.images_dir}/{rel}", skip_reason=skip)
-        if skip is not None:
-            return out
+    def store(self, item: _Item) -> _Stored:
+        """Phase 1: read, verify by structure, hash and hand one image to the writer."""
+        rel, ref = item
+        st = _Stored(rel, f"{self.images_dir}/{rel}")
         try:
             data = self.tree.read(ref)
-            dec = inspect_image(data, self.limits.max_image_pixels, where=out.rel)
+            st.info = inspect_image(data, self.limits.max_image_pixels, where=st.shown)
         except BadInput as exc:
-            out.skip_reason = exc.message
-            return out
+            st.skip_reason = exc.message
+            return st
         except OSError as exc:
-            out.skip_reason = f"unreadable ({exc.strerror or exc})"
+            st.skip_reason = f"unreadable ({exc.strerror or exc})"
+            return st
+        st.sha1 = hashlib.sha1(data).hexdigest()
+        st.size = len(data)
+        st.created = self.writer.put(st.sha1, data)
+        if st.created is not None:
+            self.created.append(st.created)
+        return st
+
+    def annotate(self, st: _Stored, gt_raw: Raw | None, pred_raw: Raw | None, skip: str | None) -> _Outcome:
+        """Phase 2: the image's annotations checked against its size; the record."""
+        out = _Outcome(rel=st.shown, skip_reason=skip or st.skip_reason)
+        if out.skip_reason is not None:
             return out
-        sha1 = hashlib.sha1(data).hexdigest()
-        out.created = self.writer.put(sha1, data)
-        if out.created is not None:
-            self.created.append(out.created)
-        gt = self._annotation(gt_raw, "gt", rel, dec, out)
-        pred = self._annotation(pred_raw, "pred", rel, dec, out)
+        info = st.info
+        gt = self._annotation(gt_raw, "gt", st.rel, info, out)
+        pred = self._annotation(pred_raw, "pred", st.rel, info, out)
         given = gt.image_quality if gt is not None else None
         # YMIR's <image_quality> is kept when it is a score in [0, 1]; otherwise the score is computed
         # from the pixels when something first needs it (hub.datasets.quality), not here
         quality = given if given is not None and 0.0 <= given <= 1.0 else None
-        out.record = AssetRecord(sha1, dec.format, dec.width, dec.height, len(data), rel, quality, gt, pred)
+        out.record = AssetRecord(st.sha1, info.format, info.width, info.height, st.size, st.rel, quality, gt, pred)
         return out
 
 
@@ -192,23 +221,23 @@ def _note(out: _Outcome, side: str, i: int, b: Box, action: str, why: str) -> No
                       "reason": f"box {coords} of {b.name!r} {why}"})
 
 
-def _run_chunk(run: _Ingest, items: list[_Item]) -> list[_Outcome]:
-    """Process a chunk (a failure midway is cleaned up by the caller, from ``run.created``)."""
-    return [run.process(item) for item in items]
+def _run_chunk(run: _Ingest, items: list[_Item]) -> list[_Stored]:
+    """Phase 1 on a chunk (a failure midway is cleaned up by the caller, from ``run.created``)."""
+    return [run.store(item) for item in items]
 
 
-def _items(layout: Layout, gt: SideAnnotations | None, pred: SideAnnotations | None) -> Iterator[_Item]:
-    """Each image with its matched annotations (or why it must be skipped) attached."""
-    for rel, ref in layout.images.items():
-        key = image_key(rel)
-        raws: list[Raw | None] = []
-        skip = None
-        for side in (gt, pred):
-            k = side.lookup(key) if side is not None else None
-            if k is not None and k in side.bad:
-                skip = skip or f"its annotation {side.files[k]} is unusable: {side.bad[k]}"
-            raws.append(side.anns.get(k) if k is not None else None)
-        yield rel, ref, raws[0], raws[1], skip
+def _annotations_of(rel: str, gt: SideAnnotations | None,
+                    pred: SideAnnotations | None) -> tuple[Raw | None, Raw | None, str | None]:
+    """An image's matched annotations, or why it must be skipped (an unusable annotation file)."""
+    key = image_key(rel)
+    raws: list[Raw | None] = []
+    skip = None
+    for side in (gt, pred):
+        k = side.lookup(key) if side is not None else None
+        if k is not None and k in side.bad:
+            skip = skip or f"its annotation {side.files[k]} is unusable: {side.bad[k]}"
+        raws.append(side.anns.get(k) if k is not None else None)
+    return raws[0], raws[1], skip
 
 
 def _chunks(items: Iterable[_Item], size: int) -> Iterator[list[_Item]]:
@@ -308,56 +337,52 @@ def ingest_tree(
     if len(layout.images) > limits.max_files:
         raise TooLarge(f"{len(layout.images)} images exceed the limit of {limits.max_files} files")
     report = IngestReport(format=layout.format, skipped=list(layout.skipped))
-    # XML/label parsing holds the GIL: one thread parses fastest
-    gt = read_side(layout.gt, tree, "gt") if layout.gt and layout.gt.format != "none" else None
-    pred = None
-    if layout.pred is not None:
-        pred = read_side(layout.pred, tree, "pred", gt=gt)
-        report.pred_meta = pred.meta
-    for part in (layout.gt, layout.pred):
-        for rel in part.others if part else []:
-            report.skipped.append({"file": part.where(rel),
-                                   "reason": f"not a {part.format} annotation file"
-                                   if part.format != "none" else "no annotation format recognised"})
-    sides = [s for s in (gt, pred) if s is not None]
-    class_map = _class_map(sides, resolve_class, unknown, report)
-    report.skipped.extend(orphans(sides, layout))
-
     total = len(layout.images)
-    writer = _writer(Path(assets_dir), total)
-    run = _Ingest(tree, layout.images_dir, writer, class_map, limits)
-    step = max(1, total // 50)
-    seen: dict[str, str] = {}
-    assets: list[AssetRecord] = []
-    boxes, pred_boxes, ignored = Counter(), Counter(), Counter()
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="ingest") if workers > 1 else None
-    chunk_size = max(1, min(64, total // (workers * 8) or 1))
-    pending: deque[Future] = deque()
-    done = 0
+    pending: list[PendingSide] = []
+    writer: InlineWriter | ProcessWriter | None = None
+    run: _Ingest | None = None
     try:
-        chunks = _chunks(_items(layout, gt, pred), chunk_size)
-        while True:
-            if pool is None:
-                outs = next((_run_chunk(run, c) for c in chunks), None)
-            else:
-                for c in itertools.islice(chunks, max(0, workers * 4 - len(pending))):
-                    pending.append(pool.submit(_run_chunk, run, c))
-                outs = pending.popleft().result() if pending else None
-            if outs is None:
-                break
-            for out in outs:
-                done += 1
-                _collect(out, report, seen, assets, boxes, pred_boxes, ignored)
-                if progress is not None and (done % step == 0 or done == total):
-                    progress(done, total)
-        if pool is not None:
-            pool.shutdown(wait=True)
+        # big VOC/YOLO sets are parsed by worker processes while this thread stores the images
+        gt_pending = (start_side(layout.gt, tree, "gt", workers=1)
+                      if layout.gt and layout.gt.format != "none" else None)
+        pending += [gt_pending] if gt_pending else []
+        pred_pending = start_side(layout.pred, tree, "pred", workers=1) if layout.pred is not None else None
+        pending += [pred_pending] if pred_pending else []
+        writer = _writer(Path(assets_dir), total)
+        run = _Ingest(tree, layout.images_dir, writer, {}, limits)
+        stored = None
+        if any(p.in_background for p in pending):
+            stored = _store_images(run, layout, workers, progress)
+        # parsed inline, the annotations come first: unknown classes stop the import before any
+        # image is stored; parsed in the background, what was stored is removed again
+        gt = gt_pending.finish() if gt_pending else None
+        pred = pred_pending.finish(gt) if pred_pending else None
+        if pred is not None:
+            report.pred_meta = pred.meta
+        for part in (layout.gt, layout.pred):
+            for rel in part.others if part else []:
+                report.skipped.append({"file": part.where(rel),
+                                       "reason": f"not a {part.format} annotation file"
+                                       if part.format != "none" else "no annotation format recognised"})
+        sides = [s for s in (gt, pred) if s is not None]
+        run.class_map = _class_map(sides, resolve_class, unknown, report)
+        report.skipped.extend(orphans(sides, layout))
+        if stored is None:
+            stored = _store_images(run, layout, workers, progress)
+        seen: dict[str, str] = {}
+        assets: list[AssetRecord] = []
+        boxes, pred_boxes, ignored = Counter(), Counter(), Counter()
+        for st in stored:
+            out = run.annotate(st, *_annotations_of(st.rel, gt, pred))
+            _collect(out, report, seen, assets, boxes, pred_boxes, ignored)
         existed = set(writer.close())  # every file is on disk from here on
     except BaseException:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        writer.abort()  # no write may land after the clean-up
-        _remove(run.created)
+        for side in pending:
+            side.close()
+        if writer is not None:
+            writer.abort()  # no write may land after the clean-up
+        if run is not None:
+            _remove(run.created)
         raise
     if progress is not None and total == 0:
         progress(0, 0)
@@ -365,11 +390,45 @@ def ingest_tree(
     report.boxes_per_class = dict(sorted(boxes.items()))
     report.pred_boxes_per_class = dict(sorted(pred_boxes.items()))
     report.ignored_boxes = dict(sorted(ignored.items()))
-    # two worker threads storing identical images at once may both report the one new file
+    # files stored for images skipped afterwards (an unusable annotation) are not kept, unless an
+    # identical image was imported; two threads may both report one new file
+    kept = {asset_path_str(assets_dir, a.sha1) for a in assets}
     created = [p for p in dict.fromkeys(run.created) if p not in existed]
+    _remove([p for p in created if p not in kept])
+    created = [p for p in created if p in kept]
     log.info("ingested %d images (%d skipped, %d duplicates, %d new files) from %s",
              report.images, len(report.skipped), report.duplicates, len(created), tree.label)
     return IngestResult(assets=assets, report=report, created_files=created)
+
+
+def _store_images(run: _Ingest, layout: Layout, workers: int,
+                  progress: Callable[[int, int], None] | None) -> list[_Stored]:
+    """Phase 1 over every image, in image order, on ``workers`` threads, with progress."""
+    total = len(layout.images)
+    step = max(1, total // 50)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="ingest") if workers > 1 else None
+    chunk_size = max(1, min(64, total // (workers * 8) or 1))
+    queued: deque[Future] = deque()
+    stored: list[_Stored] = []
+    try:
+        chunks = _chunks(layout.images.items(), chunk_size)
+        while True:
+            if pool is None:
+                outs = next((_run_chunk(run, c) for c in chunks), None)
+            else:
+                for c in itertools.islice(chunks, max(0, workers * 4 - len(queued))):
+                    queued.append(pool.submit(_run_chunk, run, c))
+                outs = queued.popleft().result() if queued else None
+            if outs is None:
+                break
+            for st in outs:
+                stored.append(st)
+                if progress is not None and (len(stored) % step == 0 or len(stored) == total):
+                    progress(len(stored), total)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return stored
 
 
 def _writer(assets_dir: Path, images: int) -> InlineWriter | ProcessWriter:

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from detkit.errors import BadInput, TooLarge
@@ -258,6 +259,10 @@ class DirTree:
         with open(ref, "rb") as fh:
             return fh.read()
 
+    def member_ref(self, ref: str) -> tuple:
+        """What another process needs to read this file itself: its path."""
+        return ("file", ref)
+
 
 class ZipTree:
     """The files of a zip read in place (no extraction), under the same checks as :func:`extract_zip`.
@@ -295,46 +300,19 @@ class ZipTree:
         return data
 
     def _corrupt(self, info: zipfile.ZipInfo, why: str) -> BadInput:
-        return BadInput(f"{self.label}: entry {info.filename[:200]!r} is corrupt ({why})")
+        return _corrupt(self.label, info, why)
 
     def _read_direct(self, info: zipfile.ZipInfo) -> bytes | None:
-        """Stored and deflated entries read with one ``pread`` (thread-safe, no lock, no seek) and
-        checked like zipfile checks them (local header, name, CRC); None: let zipfile do it."""
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        return read_member(self._fd, info, self.label)
+
+    def member_ref(self, info: zipfile.ZipInfo) -> tuple | None:
+        """What another process needs to read this entry itself (:func:`read_member` on the zip's
+        path), or None when only zipfile can read it (compression other than stored/deflated)."""
+        if self._fd is None or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             return None
-        name = info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437", "replace")
-        want = _LOCAL_HEADER.size + len(name) + 64 + info.compress_size
-        try:
-            buf = os.pread(self._fd, want, info.header_offset)
-        except OSError as exc:
-            raise self._corrupt(info, exc.strerror or str(exc)) from None
-        if len(buf) < _LOCAL_HEADER.size or buf[:4] != b"PK\x03\x04":
-            raise self._corrupt(info, "bad local file header")
-        name_len, extra_len = _LOCAL_HEADER.unpack_from(buf)[-2:]
-        start = _LOCAL_HEADER.size + name_len + extra_len
-        if buf[_LOCAL_HEADER.size:_LOCAL_HEADER.size + name_len] != name:
-            return None  # names differ in encoding details: zipfile's own rules decide
-        if start + info.compress_size > len(buf):
-            try:
-                buf = os.pread(self._fd, start + info.compress_size, info.header_offset)
-            except OSError as exc:
-                raise self._corrupt(info, exc.strerror or str(exc)) from None
-            if start + info.compress_size > len(buf):
-                raise self._corrupt(info, "the archive ends inside this entry")
-        raw = buf[start:start + info.compress_size]
-        if info.compress_type == zipfile.ZIP_STORED:
-            data = raw
-        else:
-            inflater = zlib.decompressobj(-15)
-            try:  # never more than the declared size (+1 to notice a lying header)
-                data = inflater.decompress(raw, info.file_size + 1)
-            except zlib.error as exc:
-                raise self._corrupt(info, f"deflate: {exc}") from None
-        if len(data) < info.file_size:
-            raise self._corrupt(info, f"{len(data)} bytes where the header declares {info.file_size}")
-        if len(data) == info.file_size and zlib.crc32(data) != info.CRC:
-            raise self._corrupt(info, "CRC mismatch")
-        return data
+        return ("zip", self.zf.filename, MemberRef(info.filename, info.orig_filename, info.header_offset,
+                                                    info.compress_size, info.file_size, info.CRC,
+                                                    info.compress_type, info.flag_bits))
 
     def _read_zipfile(self, info: zipfile.ZipInfo) -> bytes:
         try:
@@ -345,6 +323,67 @@ class ZipTree:
 
 
 FileTree = DirTree | ZipTree
+
+
+class MemberRef(NamedTuple):
+    """The central-directory fields :func:`read_member` needs (a ``zipfile.ZipInfo`` has them too)."""
+
+    filename: str
+    orig_filename: str
+    header_offset: int
+    compress_size: int
+    file_size: int
+    CRC: int  # noqa: N815 - zipfile's name
+    compress_type: int
+    flag_bits: int
+
+
+def _corrupt(label: str, info, why: str) -> BadInput:
+    return BadInput(f"{label}: entry {info.filename[:200]!r} is corrupt ({why})")
+
+
+def read_member(fd: int, info, label: str) -> bytes | None:
+    """A stored or deflated zip entry read with one ``pread`` (thread-safe, no lock, no seek) and
+    checked like zipfile checks it (local header, name, size, CRC); None: let zipfile read it.
+
+    ``info`` is a ``zipfile.ZipInfo`` or a :class:`MemberRef`. Raises :class:`BadInput` naming the
+    entry when it is corrupt; never returns more than the declared size + 1 bytes.
+    """
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        return None
+    name = info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437", "replace")
+    want = _LOCAL_HEADER.size + len(name) + 64 + info.compress_size
+    try:
+        buf = os.pread(fd, want, info.header_offset)
+    except OSError as exc:
+        raise _corrupt(label, info, exc.strerror or str(exc)) from None
+    if len(buf) < _LOCAL_HEADER.size or buf[:4] != b"PK\x03\x04":
+        raise _corrupt(label, info, "bad local file header")
+    name_len, extra_len = _LOCAL_HEADER.unpack_from(buf)[-2:]
+    start = _LOCAL_HEADER.size + name_len + extra_len
+    if buf[_LOCAL_HEADER.size:_LOCAL_HEADER.size + name_len] != name:
+        return None  # names differ in encoding details: zipfile's own rules decide
+    if start + info.compress_size > len(buf):
+        try:
+            buf = os.pread(fd, start + info.compress_size, info.header_offset)
+        except OSError as exc:
+            raise _corrupt(label, info, exc.strerror or str(exc)) from None
+        if start + info.compress_size > len(buf):
+            raise _corrupt(label, info, "the archive ends inside this entry")
+    raw = buf[start:start + info.compress_size]
+    if info.compress_type == zipfile.ZIP_STORED:
+        data = raw
+    else:
+        inflater = zlib.decompressobj(-15)
+        try:  # never more than the declared size (+1 to notice a lying header)
+            data = inflater.decompress(raw, info.file_size + 1)
+        except zlib.error as exc:
+            raise _corrupt(label, info, f"deflate: {exc}") from None
+    if len(data) < info.file_size:
+        raise _corrupt(label, info, f"{len(data)} bytes where the header declares {info.file_size}")
+    if len(data) == info.file_size and zlib.crc32(data) != info.CRC:
+        raise _corrupt(label, info, "CRC mismatch")
+    return data
 
 
 def _zip_tree(path: Path, limits: Limits, where: str, stack) -> ZipTree:
