@@ -36,7 +36,9 @@ WRITER_PROCESSES = max(1, min(2, os.cpu_count() or 1))
 
 
 def asset_path_str(assets_dir, sha1: str) -> str:
-    return os.path.join(assets_dir, sha1[-2:], sha1)
+    """``assets_dir/<sha1[-2:]>/<sha1>`` as a string (a hot path: no pathlib, no os.path.join)."""
+    base = str(assets_dir)
+    return f"{base}{'' if base.endswith('/') else '/'}{sha1[-2:]}/{sha1}"
 
 
 def store_asset(assets_dir, sha1: str, data: bytes, made_dirs: set[str] | None = None) -> str | None:

@@ -225,12 +225,17 @@ def _ingest_version(ws: Workspace, version: dict, progress: _Throttled) -> dict:
             names = class_store.name_map(ws.database)
             ids = class_store.ids_by_main_name(ws.database)
 
+            cache: dict[str, int | None] = {}
+
             def class_id_of(name: str) -> int | None:
+                if name in cache:  # a handful of names, looked up once per box
+                    return cache[name]
                 try:
                     main = names.get(class_store.normalize(name))
                 except BadInput:
-                    return None
-                return ids.get(main) if main else None
+                    main = None
+                cache[name] = ids.get(main) if main else None
+                return cache[name]
 
             asset_store.insert_version_rows(db, version["id"], result.assets, class_id_of, step)
             ds_store.finish_version(db, version["id"], report)

@@ -45,10 +45,11 @@ def insert_version_rows(
     None are dropped (the ``ignore`` strategy already removed them from the records).
     """
     now = time.time()
+    # in key order: the b-tree is filled left to right instead of at random places
     db.conn.executemany(
         "INSERT OR IGNORE INTO assets (sha1, format, width, height, size_bytes, image_quality, created_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(r.sha1, r.format, r.width, r.height, r.size_bytes, r.image_quality, now) for r in records],
+        sorted((r.sha1, r.format, r.width, r.height, r.size_bytes, r.image_quality, now) for r in records),
     )
     for batch in _chunks(records):
         va_rows, ann_rows = [], []
@@ -89,7 +90,7 @@ def insert_version_rows(
                     version_id,
                     r.sha1,
                     r.filename,
-                    json.dumps(tags or {}),
+                    json.dumps(tags) if tags else "{}",
                     r.image_quality,
                     counts["gt"],
                     counts["pred"],
