@@ -16,6 +16,7 @@ from detkit.errors import BadInput
 
 _PARSER_OPTS = dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 _TRUE = ("1", "true", "True")
+_CORNERS = ("xmin", "ymin", "xmax", "ymax")
 _local = threading.local()
 
 
@@ -120,14 +121,19 @@ def _flag(el) -> bool:
 
 def _box_fast(of: dict) -> Box:
     """A box from a well-formed ``<object>`` (children by tag); raises on anything unusual."""
-    corners = {c.tag: c for c in reversed(of["bndbox"])}
+    kids = list(of["bndbox"])
+    if len(kids) == 4 and (kids[0].tag, kids[1].tag, kids[2].tag, kids[3].tag) == _CORNERS:
+        x1, y1, x2, y2 = (float(k.text) for k in kids)  # float() accepts surrounding blanks
+    else:
+        corners = {c.tag: c for c in reversed(kids)}
+        x1, y1 = float(corners["xmin"].text), float(corners["ymin"].text)
+        x2, y2 = float(corners["xmax"].text), float(corners["ymax"].text)
     name = of["name"].text.strip()
     if not name:
         raise ValueError
     pose, conf, quality, tags = of.get("pose"), of.get("confidence"), of.get("box_quality"), of.get("tags")
     return Box(
-        float(corners["xmin"].text), float(corners["ymin"].text),  # float() accepts surrounding blanks
-        float(corners["xmax"].text), float(corners["ymax"].text),
+        x1, y1, x2, y2,
         name, _flag(of.get("difficult")), _flag(of.get("truncated")),
         _text(pose) if pose is not None else "",
         float(conf.text) if conf is not None and conf.text and conf.text.strip() else None,
