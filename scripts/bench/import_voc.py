@@ -191,6 +191,26 @@ def time_hub(zip_path: Path, repeat: int, work_dir: Path) -> list[float] | None:
     return times
 
 
+def time_in_child(side: str, zip_path: Path, work_dir: Path, workers: int | None) -> tuple[list[float], dict]:
+    """One run of ``side`` (ours | extract | hub) in a fresh interpreter, as Datumaro's runs are:
+    module imports excluded, everything a new process pays for its first import included."""
+    cmd = [sys.executable, __file__, "--child", side, "--zip", str(zip_path), "--work-dir", str(work_dir)]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    doc = json.loads(out.stdout.strip().splitlines()[-1])
+    return doc["times"], doc["summary"]
+
+
+def child_main(side: str, zip_path: Path, work_dir: Path, workers: int | None) -> None:
+    if side == "hub":
+        times = time_hub(zip_path, 1, work_dir) or []
+        summary: dict = {}
+    else:
+        times, summary = time_ours(zip_path, 1, workers, work_dir, extract=side == "extract")
+    print(json.dumps({"times": times, "summary": summary}))
+
+
 def time_datumaro(zip_path: Path, repeat: int, work_dir: Path) -> tuple[list[float], dict]:
     python = ensure_bench_venv()
     out = subprocess.run([str(python), "-c", DATUMARO_CHILD, str(zip_path), str(repeat), str(work_dir)],
@@ -211,7 +231,15 @@ def main(argv: list[str] | None = None) -> int:
                          "the engines rather than a shared disk")
     ap.add_argument("--with-hub", action="store_true", help="also time the hub's full import (SQLite included)")
     ap.add_argument("--with-extract", action="store_true", help="also time open_source (extract) + ingest_dir")
+    ap.add_argument("--warmup", type=int, default=1, help="unrecorded rounds first (see main)")
+    ap.add_argument("--in-process", action="store_true",
+                    help="run our sides in this process (warm after the first run) instead of a fresh one per run")
+    ap.add_argument("--child", choices=("ours", "extract", "hub"), help=argparse.SUPPRESS)
+    ap.add_argument("--zip", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.child:
+        child_main(args.child, args.zip, args.work_dir, args.workers)
+        return 0
 
     args.out.mkdir(parents=True, exist_ok=True)
     zip_path = args.out / f"voc-{args.images}.zip"
@@ -226,6 +254,15 @@ def main(argv: list[str] | None = None) -> int:
     # run made the next run's file creation up to 5x slower on this ext4 (online discard), which
     # hit whichever side ran next.
     work_dir = Path(tempfile.mkdtemp(prefix="runs-", dir=base_dir))
+    # One warm-up round per side, not recorded: the first run after start-up (or after a previous
+    # invocation's clean-up of ~100,000 files) was 1.5x slower here, whichever side ran first.
+    for _ in range(args.warmup):
+        for side in ("ours", "hub") if args.with_hub else ("ours",):
+            settle(zip_path)
+            time_in_child(side, zip_path, work_dir, args.workers)
+        if not args.skip_datumaro:
+            settle(zip_path)
+            time_datumaro(zip_path, 1, work_dir)
     results = {"images": args.images, "work_dir": str(base_dir), "zip_mb": round(zip_path.stat().st_size / 1e6, 1), "cpus": os.cpu_count(),
                "load_avg_before": os.getloadavg()[0]}
     # Interleave the sides run by run: this machine is shared, and load drifts over minutes.
@@ -234,18 +271,19 @@ def main(argv: list[str] | None = None) -> int:
     cpus: dict[str, list[float]] = {k: [] for k in runs}
     dropped = []
     for _ in range(args.repeat):
-        dropped.append(settle(zip_path))
-        t, summaries["ours"] = time_ours(zip_path, 1, args.workers, work_dir)
-        runs["ours"] += t
-        cpus["ours"] += summaries["ours"].pop("cpu")
-        if args.with_extract:
-            settle(zip_path)
-            t, summaries["extract"] = time_ours(zip_path, 1, args.workers, work_dir, extract=True)
-            runs["extract"] += t
-            cpus["extract"] += summaries["extract"].pop("cpu")
-        if args.with_hub:
-            settle(zip_path)
-            runs["hub"] += time_hub(zip_path, 1, work_dir) or []
+        for side in ("ours", "extract", "hub"):
+            if (side == "extract" and not args.with_extract) or (side == "hub" and not args.with_hub):
+                continue
+            dropped.append(settle(zip_path))
+            if args.in_process:
+                t, summary = (time_hub(zip_path, 1, work_dir) or [], {}) if side == "hub" else \
+                    time_ours(zip_path, 1, args.workers, work_dir, extract=side == "extract")
+            else:
+                t, summary = time_in_child(side, zip_path, work_dir, args.workers)
+            runs[side] += t
+            if "cpu" in summary:
+                cpus[side] += summary.pop("cpu")
+            summaries[side] = summary
         if not args.skip_datumaro:
             settle(zip_path)
             t, summaries["datumaro"] = time_datumaro(zip_path, 1, work_dir)
@@ -259,11 +297,16 @@ def main(argv: list[str] | None = None) -> int:
             if cpus[key]:
                 results[key]["cpu_s"] = [round(c, 3) for c in cpus[key]]
                 results[key]["images_per_cpu_s"] = round(args.images / min(cpus[key]))
+    results["fresh_process_per_run"] = not args.in_process
     if runs["datumaro"]:
         results["speedup_best"] = round(min(runs["datumaro"]) / min(runs["ours"]), 2)
         pairs = sorted(d / o for d, o in zip(runs["datumaro"], runs["ours"], strict=True))
         results["speedup_median_pair"] = round(pairs[len(pairs) // 2], 2)
         results["cpu_speedup"] = round(min(cpus["datumaro"]) / min(cpus["ours"]), 2)
+        if runs["hub"]:
+            results["hub_speedup_best"] = round(min(runs["datumaro"]) / min(runs["hub"]), 2)
+            pairs = sorted(d / h for d, h in zip(runs["datumaro"], runs["hub"], strict=True))
+            results["hub_speedup_median_pair"] = round(pairs[len(pairs) // 2], 2)
     results["load_avg_after"] = os.getloadavg()[0]
 
     print(f"{'importer':<10} {'best s':>8} {'images/s':>9} {'img/cpu-s':>9}  runs")
@@ -274,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     if "speedup_best" in results:
         print(f"ours vs Datumaro: {results['speedup_best']}x (best runs), "
               f"{results['speedup_median_pair']}x (median of run pairs), {results['cpu_speedup']}x in CPU time")
+    if "hub_speedup_best" in results:
+        print(f"hub vs Datumaro: {results['hub_speedup_best']}x (best runs), "
+              f"{results['hub_speedup_median_pair']}x (median of run pairs)")
     print(json.dumps(results))
     shutil.rmtree(work_dir, ignore_errors=True)
     return 0
