@@ -3,17 +3,20 @@ records out. It touches only the filesystem; the hub stores the result in SQLite
 
 Steps of :func:`ingest_dir`:
 
-1. find the layout and parse every annotation file (:mod:`hub.datasets.layout`);
-2. resolve class names (``resolve_class``); with ``unknown="stop"`` raise
-   :class:`UnknownClasses` listing every unknown name *before* any asset file is written;
-3. per image, in worker threads: read, verify the file's structure without decoding its pixels
+1. find the layout (:mod:`hub.datasets.layout`);
+2. per image (phase 1): read, verify the file's structure without decoding its pixels
    (:func:`detkit.imaging.inspect_image`: format by content, size from the header, pixel limit,
-   truncation, markers/CRCs), sha1, store
-   under ``assets_dir/<sha1[-2:]>/<sha1>`` (created exclusively; an existing file of the same
-   size is never rewritten), clip boxes to the image (zero-area boxes
-   rejected; both listed in ``report.fixed``); the quality score, which needs the pixels, is
-   computed later by whoever first needs it (:mod:`hub.datasets.quality`);
-4. keep the first of identical images, count the rest as duplicates.
+   truncation, markers/CRCs), sha1, store under ``assets_dir/<sha1[-2:]>/<sha1>`` (created
+   exclusively; an existing file of the same size is never rewritten). Big imports (500 images or
+   more) do this in worker processes (:mod:`hub.datasets.image_workers`) *while* this thread
+   parses the annotations; small ones after parsing, in this thread;
+3. parse every annotation file and resolve class names (``resolve_class``); with
+   ``unknown="stop"`` raise :class:`UnknownClasses` listing every unknown name (a small import
+   has stored nothing yet; a big one removes what its workers stored);
+4. per image (phase 2): attach its annotations, clip boxes to the image (zero-area boxes
+   rejected; both listed in ``report.fixed``); keep the first of identical images, count the
+   rest as duplicates. The quality score, which needs the pixels, is computed later by whoever
+   first needs it (:mod:`hub.datasets.quality`).
 
 If anything fails midway, every asset file this call created is deleted again.
 """
@@ -36,6 +39,7 @@ from detkit.errors import BadInput, TooLarge, UnknownClasses
 from detkit.imaging import ImageInfo, inspect_image
 from detkit.io.yolo import rows_to_annotation
 from hub.datasets.asset_store import InlineWriter, ProcessWriter, asset_path_str, store_asset
+from hub.datasets.image_workers import ImageWorkers
 from hub.datasets.layout import (
     Layout,
     PendingSide,
@@ -56,8 +60,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 UNKNOWN_STRATEGIES = ("stop", "ignore", "add")
-#: imports of at least this many images store their files from a child process (asset_store)
+#: imports of at least this many images hand the per-image work to child processes
+#: (:mod:`hub.datasets.image_workers`, else :mod:`hub.datasets.asset_store` for the writes)
 PROCESS_WRITER_MIN = 500
+#: worker processes verifying, hashing and storing the images of a big import
+IMAGE_PROCESSES = max(1, min(2, os.cpu_count() or 1))
 
 
 @dataclass
@@ -339,6 +346,7 @@ def ingest_tree(
     report = IngestReport(format=layout.format, skipped=list(layout.skipped))
     total = len(layout.images)
     pending: list[PendingSide] = []
+    image_workers: ImageWorkers | None = None
     writer: InlineWriter | ProcessWriter | None = None
     run: _Ingest | None = None
     try:
@@ -348,10 +356,12 @@ def ingest_tree(
         pending += [gt_pending] if gt_pending else []
         pred_pending = start_side(layout.pred, tree, "pred", workers=1) if layout.pred is not None else None
         pending += [pred_pending] if pred_pending else []
-        writer = _writer(Path(assets_dir), total)
+        # big imports: worker processes verify, hash and store the images while this thread parses
+        image_workers = _image_workers(tree, layout, Path(assets_dir), limits)
+        writer = InlineWriter(assets_dir) if image_workers is not None else _writer(Path(assets_dir), total)
         run = _Ingest(tree, layout.images_dir, writer, {}, limits)
         stored = None
-        if any(p.in_background for p in pending):
+        if image_workers is None and any(p.in_background for p in pending):
             stored = _store_images(run, layout, workers, progress)
         # parsed inline, the annotations come first: unknown classes stop the import before any
         # image is stored; parsed in the background, what was stored is removed again
@@ -368,7 +378,8 @@ def ingest_tree(
         run.class_map = _class_map(sides, resolve_class, unknown, report)
         report.skipped.extend(orphans(sides, layout))
         if stored is None:
-            stored = _store_images(run, layout, workers, progress)
+            stored = (_stored_by_workers(run, image_workers, layout, progress) if image_workers is not None
+                      else _store_images(run, layout, workers, progress))
         seen: dict[str, str] = {}
         assets: list[AssetRecord] = []
         boxes, pred_boxes, ignored = Counter(), Counter(), Counter()
@@ -381,8 +392,11 @@ def ingest_tree(
             side.close()
         if writer is not None:
             writer.abort()  # no write may land after the clean-up
-        if run is not None:
-            _remove(run.created)
+        lost = list(run.created) if run is not None else []
+        if image_workers is not None:
+            image_workers.stop()
+            lost += image_workers.created()
+        _remove(dict.fromkeys(lost))
         raise
     if progress is not None and total == 0:
         progress(0, 0)
@@ -399,6 +413,46 @@ def ingest_tree(
     log.info("ingested %d images (%d skipped, %d duplicates, %d new files) from %s",
              report.images, len(report.skipped), report.duplicates, len(created), tree.label)
     return IngestResult(assets=assets, report=report, created_files=created)
+
+
+def _image_workers(tree: FileTree, layout: Layout, assets_dir: Path, limits: Limits) -> ImageWorkers | None:
+    """Worker processes for the per-image work of a big import (None: do it in this thread)."""
+    total = len(layout.images)
+    if total < PROCESS_WRITER_MIN or IMAGE_PROCESSES < 1 or not hasattr(tree, "member_ref"):
+        return None
+    items = []
+    for i, (rel, ref) in enumerate(layout.images.items()):
+        mref = tree.member_ref(ref)
+        if mref is not None:
+            items.append((i, f"{layout.images_dir}/{rel}", mref))
+    if len(items) < total // 2:
+        return None
+    try:
+        return ImageWorkers(assets_dir, tree.label, limits.max_image_pixels, items, IMAGE_PROCESSES)
+    except OSError as exc:  # no process to spare: the same work in this thread
+        log.warning("image worker processes unavailable (%s): working inline", exc)
+        return None
+
+
+def _stored_by_workers(run: _Ingest, image_workers: ImageWorkers, layout: Layout,
+                       progress: Callable[[int, int], None] | None) -> list[_Stored]:
+    """Phase 1 from the workers' results (entries they could not read are done here)."""
+    results = image_workers.wait(progress)
+    by_index = {r[0]: r for r in results if r is not None}
+    stored: list[_Stored] = []
+    for i, item in enumerate(layout.images.items()):
+        r = by_index.get(i)
+        rel = item[0]
+        if r is None or r[1] == "parent":
+            stored.append(run.store(item))
+        elif r[1] == "ok":
+            _, _, sha1, fmt, w, h, size, created = r
+            stored.append(_Stored(rel, f"{layout.images_dir}/{rel}", sha1, ImageInfo(fmt, w, h), size, created))
+            if created is not None:
+                run.created.append(created)
+        else:  # "skip"
+            stored.append(_Stored(rel, f"{layout.images_dir}/{rel}", skip_reason=r[2]))
+    return stored
 
 
 def _store_images(run: _Ingest, layout: Layout, workers: int,

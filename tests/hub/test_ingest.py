@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import struct
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from detkit.annotations import Box, ImageAnnotation
 from detkit.errors import BadInput, UnknownClasses
 from detkit.io.voc import to_voc
 from hub.datasets import ingest as ingest_module
-from hub.datasets.ingest import Limits, asset_path, ingest_dir, store_asset
+from hub.datasets.ingest import Limits, Source, asset_path, ingest_dir, store_asset
 
 CLASSES = {"cat": "cat", "kitty": "cat", "dog": "dog"}
 
@@ -241,10 +242,12 @@ def _unknown_dataset(tmp_path: Path) -> Path:
     })
 
 
-@pytest.mark.parametrize("writer", ["inline", "process"])
+@pytest.mark.parametrize("writer", ["inline", "image-workers", "writer-processes"])
 def test_unknown_classes_stop_lists_all_and_leaves_no_file(tmp_path, monkeypatch, writer):
-    if writer == "process":
+    if writer != "inline":
         monkeypatch.setattr(ingest_module, "PROCESS_WRITER_MIN", 0)
+    if writer == "writer-processes":
+        monkeypatch.setattr(ingest_module, "IMAGE_PROCESSES", 0)
     root = _unknown_dataset(tmp_path)
     with pytest.raises(UnknownClasses) as exc:
         run(root, tmp_path)
@@ -408,10 +411,13 @@ def test_store_asset_creates_once_and_repairs_a_file_cut_short(tmp_path):
 # --- big imports store their files from a child process (hub.datasets.asset_store.ProcessWriter) ----
 
 
-@pytest.fixture
-def process_writer(monkeypatch):
-    """Every import uses the child-process writer, however small."""
+@pytest.fixture(params=["image-workers", "writer-processes"])
+def process_writer(monkeypatch, request):
+    """Every import hands its per-image work to child processes, however small: all of it
+    (hub.datasets.image_workers), or only the file writes (hub.datasets.asset_store)."""
     monkeypatch.setattr(ingest_module, "PROCESS_WRITER_MIN", 0)
+    if request.param == "writer-processes":
+        monkeypatch.setattr(ingest_module, "IMAGE_PROCESSES", 0)
 
 
 @pytest.mark.parametrize("workers", [1, 3])
@@ -450,3 +456,38 @@ def test_process_writer_error_names_the_file_and_cleans_up(tmp_path, process_wri
     with pytest.raises(OSError, match=f"storing assets failed: .*{blocked}"):
         run(root, tmp_path)
     assert [p.name for p in (tmp_path / "assets").rglob("*") if p.is_file()] == [blocked[-2:]]
+
+
+def test_image_workers_give_the_inline_result_for_every_kind_of_image(tmp_path, monkeypatch):
+    """Worker processes verify, hash and store exactly as the importing thread does: same records,
+    same skip reasons (broken, truncated, not an image, bomb), same files."""
+    files = {f"images/{i:03d}.jpg": jpeg(24, 24, seed=i % 12) for i in range(30)}  # duplicates too
+    files |= {"images/p.png": png(), "images/trunc.jpg": jpeg()[:-300], "images/text.jpg": b"hello",
+              "images/bomb.png": png_header_claiming(20_000, 20_000)}
+    files |= {f"gt/{i:03d}.xml": voc(f"{i:03d}.jpg", [(-2, 1, 10, 12, "cat")], 24, 24) for i in range(30)}
+    root = write(tmp_path / "ds", files)
+    z = tmp_path / "ds.zip"
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
+        for rel, data in files.items():
+            zf.writestr(rel, data)
+    results = {}
+    for mode in ("inline", "workers"):
+        if mode == "workers":
+            monkeypatch.setattr(ingest_module, "PROCESS_WRITER_MIN", 0)
+        for kind, src in (("dir", root), ("zip", z)):
+            assets = tmp_path / f"assets-{mode}-{kind}"
+            if kind == "dir":
+                res = ingest_dir(src, assets_dir=assets, resolve_class=resolve)
+            else:
+                res = ingest_module.ingest_source(Source("zip", str(src)), sharing_dir=tmp_path, tmp_dir=tmp_path / "t",
+                                                  assets_dir=assets, resolve_class=resolve)
+            stored = sorted(p.name for p in assets.rglob("*") if p.is_file())
+            results[mode, kind] = (res.report, [(a.sha1, a.format, a.width, a.height, a.size_bytes, a.gt)
+                                                for a in res.assets], stored, len(res.created_files))
+    for kind in ("dir", "zip"):
+        assert results["workers", kind] == results["inline", kind]
+    report = results["workers", "zip"][0]
+    assert report.images == 13 and report.duplicates == 18
+    reasons_ = {s["file"]: s["reason"] for s in report.skipped}
+    assert "truncated" in reasons_["images/trunc.jpg"] and "decompression bomb" in reasons_["images/bomb.png"]
+    assert "not a JPEG, PNG or BMP" in reasons_["images/text.jpg"]
