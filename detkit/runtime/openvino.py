@@ -148,7 +148,9 @@ class OvSession:
         first = next(iter(feeds.values()))
         compiled, request, lock = self._for_batch(int(first.shape[0]) if first.ndim else 1)
         with lock:
-            result = request.infer(feeds)
+            # the inputs are read in place (synchronous infer: nothing keeps them after the call),
+            # saving a copy of the input tensor per call (~0.1 ms of a ~1 ms int8 run at 256 px)
+            result = request.infer(feeds, share_inputs=True)
             return {t.name: np.array(result[port]) for t, port in zip(self.outputs, compiled.outputs, strict=True)}
 
     def metadata(self) -> dict[str, str]:
