@@ -32,17 +32,25 @@ def project() -> None:
 @project.command("create")
 @click.argument("name")
 @click.option("--classes", default="", help="Training targets, comma-separated class names.")
+@click.option("--add-missing/--no-add-missing", default=True, show_default=True,
+              help="Add target classes that do not exist yet (else: refuse them).")
 @click.option("--description", default="")
 @json_option
 @pass_cli
-def project_create(cli: CliContext, name: str, classes: str, description: str, as_json: bool) -> None:
+def project_create(cli: CliContext, name: str, classes: str, add_missing: bool, description: str,
+                   as_json: bool) -> None:
     """Create a project."""
     from hub.store import projects as project_store
 
     p = project_store.create_project(
-        cli.database, name, description=description, targets=_split(classes) or []
+        cli.database, name, description=description, targets=_split(classes) or [], add_missing=add_missing
     )
-    emit(p, as_json, _project_text)
+
+    def text(p: dict) -> str:
+        added = p.get("added_classes")
+        return _project_text(p) + (f"\n  added classes: {', '.join(added)}" if added else "")
+
+    emit(p, as_json, text)
 
 
 @project.command("list")

@@ -24,6 +24,7 @@ def create_project():
         description=get_field(data, "description", str, default=""),
         targets=str_list(data, "classes") or str_list(data, "targets") or [],
         owner_id=g.user["id"],
+        add_missing=get_field(data, "add_classes", bool, default=False),
     )
     return jsonify(project), 201
 

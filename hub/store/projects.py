@@ -37,13 +37,20 @@ def _set_targets(db, project_id: int, ids: list[int]) -> None:
 
 
 def create_project(
-    database: Database, name: str, *, description: str = "", targets: list[str] = (), owner_id: int | None = None
+    database: Database, name: str, *, description: str = "", targets: list[str] = (), owner_id: int | None = None,
+    add_missing: bool = False,
 ) -> dict:
-    """Create a project; ``targets`` are class names or aliases that must exist."""
+    """Create a project; ``targets`` are class names or aliases that must exist, or with
+    ``add_missing`` are added as new classes (the result's ``added_classes`` lists them)."""
     name = _check_name(name)
+    added: list[str] = []
     with database.write() as db:
         if db.execute("SELECT 1 FROM projects WHERE name = ?", [name]).fetchone():
             raise Conflict(f"project {name!r} already exists")
+        if add_missing:
+            known = {r[0] for r in db.execute("SELECT name FROM class_names").fetchall()}
+            added = list(dict.fromkeys(n for n in (class_store.normalize(t) for t in targets) if n not in known))
+            class_store.ensure_classes(database, added)
         ids = _target_ids(db, list(targets))
         now = time.time()
         pid = db.execute(
@@ -51,7 +58,10 @@ def create_project(
             [name, description or "", owner_id, now, now],
         ).lastrowid
         _set_targets(db, pid, ids)
-    return get_project(database, pid)
+    project = get_project(database, pid)
+    if add_missing:
+        project["added_classes"] = added
+    return project
 
 
 def update_project(

@@ -236,3 +236,16 @@ def test_serve_runs_waitress(ready):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0  # a clean stop
+
+
+def test_project_create_adds_missing_target_classes_unless_told_not_to(ready):
+    home = ready
+    run(home, "class", "add", "person", "--alias", "human")
+    p = run_json(home, "project", "create", "street", "--classes", "Human, Bike ,car")
+    assert p["targets"] == ["person", "bike", "car"] and p["added_classes"] == ["bike", "car"]
+    assert {c["name"] for c in run_json(home, "class", "list")} == {"person", "bike", "car"}
+    assert "added classes: bike, car" not in run(home, "project", "show", "street").stdout
+    refused = run(home, "project", "create", "road", "--classes", "person,truck", "--no-add-missing", ok=False)
+    assert refused.exit_code == 2 and "truck" in refused.output
+    assert "road" not in {p["name"] for p in run_json(home, "project", "list")}
+    assert "truck" not in {c["name"] for c in run_json(home, "class", "list")}

@@ -42,6 +42,15 @@ def test_projects_crud(api):
     assert len(api.get("/api/v1/projects?archived=1").get_json()["projects"]) == 1
 
 
+def test_project_create_refuses_unknown_targets_unless_asked_to_add_them(api):
+    r = api.post("/api/v1/projects", json={"name": "street", "classes": ["person"]})
+    assert r.status_code == 404 and "person" in r.get_json()["error"]
+    r = api.post("/api/v1/projects", json={"name": "street", "classes": ["Person", "car"], "add_classes": True})
+    assert r.status_code == 201 and r.get_json()["targets"] == ["person", "car"]
+    assert r.get_json()["added_classes"] == ["person", "car"]
+    assert api.get("/api/v1/classes/car").status_code == 200
+
+
 def test_classes_api(api):
     assert (
         api.post("/api/v1/classes", json={"name": " Person ", "aliases": ["Human"]}).get_json()["name"]
