@@ -23,7 +23,6 @@ the caller removes them, so nothing is left behind.
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 import struct
 import subprocess
@@ -172,10 +171,10 @@ def serve(inp, out, assets_dir: str, label: str, max_pixels: int) -> None:
     """The worker's loop: request frames in until EOF, one result frame out per request frame."""
     from detkit.image_inspect import inspect_image
     from hub.datasets.asset_store import asset_path_str, store_asset
-    from hub.datasets.sources import read_member
+    from hub.datasets.sources import RefReader
 
     _grow_pipe(out.fileno())
-    fds: dict[str, int] = {}
+    reader = RefReader(label)
     made: set[str] = set()
     while True:
         head = inp.read(_FRAME.size)
@@ -184,25 +183,15 @@ def serve(inp, out, assets_dir: str, label: str, max_pixels: int) -> None:
         (size,) = _FRAME.unpack(head)
         results = []
         for index, where, mref in pickle.loads(inp.read(size)):
-            kind, path = mref[0], mref[1]
             try:
-                if kind == "zip":
-                    fd = fds.get(path)
-                    if fd is None:
-                        fd = fds[path] = os.open(path, os.O_RDONLY)
-                    info = mref[2]
-                    data = read_member(fd, info, label)
-                    if data is None:
-                        results.append((index, "parent"))
-                        continue
-                    if len(data) > info.file_size:
-                        results.append((index, "fatal", f"{label}: entry {info.filename[:200]!r} holds more data "
-                                                         "than declared"))
-                        continue
-                else:
-                    with open(path, "rb") as fh:
-                        data = fh.read()
+                data = reader.read(mref)
+                if data is None:
+                    results.append((index, "parent"))
+                    continue
                 image = inspect_image(data, max_pixels, where=where)
+            except TooLarge as exc:
+                results.append((index, "fatal", exc.message))
+                continue
             except BadInput as exc:
                 results.append((index, "skip", exc.message))
                 continue

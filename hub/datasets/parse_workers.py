@@ -14,7 +14,6 @@ time: its chunk is parsed inline.
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import subprocess
 import sys
@@ -137,35 +136,21 @@ def _collect(proc: subprocess.Popen) -> list | None:
 
 def serve(inp, out) -> None:
     """The worker's side: one pickled request in, one pickled list of results out."""
-    from hub.datasets.sources import read_member
+    from hub.datasets.sources import RefReader
 
     req = pickle.load(inp)
     fmt, names, label = req["fmt"], req["names"], req["label"]
-    fds: dict[str, int] = {}
+    reader = RefReader(label)
     results: list = []
     for rel, where, mref in req["items"]:
-        if mref is None:
-            results.append(None)
-            continue
-        kind, path = mref[0], mref[1]
         try:
-            if kind == "zip":
-                fd = fds.get(path)
-                if fd is None:
-                    fd = fds[path] = os.open(path, os.O_RDONLY)
-                info = mref[2]
-                data = read_member(fd, info, label)
-                if data is None:
-                    results.append(None)
-                    continue
-                if len(data) > info.file_size:
-                    results.append((rel, where, ("too-large", f"{label}: entry {info.filename[:200]!r} holds "
-                                                              "more data than declared")))
-                    continue
-            else:
-                with open(path, "rb") as fh:
-                    data = fh.read()
+            data = reader.read(mref) if mref is not None else None
+            if data is None:  # only zipfile reads it: the caller parses it inline
+                results.append(None)
+                continue
             results.append((rel, where, parse_one(fmt, names, data, where)))
+        except TooLarge as exc:
+            results.append((rel, where, ("too-large", exc.message)))
         except BadInput as exc:
             results.append((rel, where, exc.message))
         except OSError as exc:

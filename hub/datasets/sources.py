@@ -338,6 +338,30 @@ class MemberRef(NamedTuple):
     flag_bits: int
 
 
+class RefReader:
+    """Reads what ``member_ref`` described, in another process: zip entries by their fields
+    (:func:`read_member`, one descriptor per zip), folder files by path."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.fds: dict[str, int] = {}
+
+    def read(self, ref: tuple) -> bytes | None:
+        """The bytes; None when only zipfile can read the entry; BadInput / TooLarge / OSError like
+        :meth:`ZipTree.read` and :meth:`DirTree.read`."""
+        if ref[0] != "zip":
+            with open(ref[1], "rb") as fh:
+                return fh.read()
+        fd = self.fds.get(ref[1])
+        if fd is None:
+            fd = self.fds[ref[1]] = os.open(ref[1], os.O_RDONLY)
+        info = ref[2]
+        data = read_member(fd, info, self.label)
+        if data is not None and len(data) > info.file_size:
+            raise TooLarge(f"{self.label}: entry {info.filename[:200]!r} holds more data than declared")
+        return data
+
+
 def _corrupt(label: str, info, why: str) -> BadInput:
     return BadInput(f"{label}: entry {info.filename[:200]!r} is corrupt ({why})")
 
