@@ -19,7 +19,6 @@ import time
 
 import numpy as np
 
-PORT = 18777
 OUTPUTS = {"heatmap": (1, 3, 64, 64), "distances": (1, 4, 64, 64)}
 
 
@@ -37,9 +36,9 @@ def canned_response() -> bytes:
 def serve() -> None:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", PORT))
+    sock.bind(("127.0.0.1", 0))  # a free port, told to the parent
     sock.listen(1)
-    print("ready", flush=True)
+    print(sock.getsockname()[1], flush=True)
     conn, _ = sock.accept()
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     reply, buf = canned_response(), b""
@@ -65,8 +64,8 @@ def main() -> int:
     import tritonclient.http as httpclient
 
     server = subprocess.Popen([sys.executable, __file__, "--server"], stdout=subprocess.PIPE, text=True)
-    server.stdout.readline()
-    client = httpclient.InferenceServerClient(f"127.0.0.1:{PORT}")
+    port = int(server.stdout.readline())
+    client = httpclient.InferenceServerClient(f"127.0.0.1:{port}")
     x = np.random.default_rng(0).random((1, 3, 256, 256), dtype=np.float32)
     inp = httpclient.InferInput("images", list(x.shape), "FP32")
     inp.set_data_from_numpy(x, binary_data=True)
