@@ -32,28 +32,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from detkit.errors import BadInput, TooLarge
+from hub.datasets.asset_store import grow_pipe
 
 _FRAME = struct.Struct("<I")
-_F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux)
-PIPE_BYTES = 1 << 20
 CHUNK = 512  # images per message: ~25 ms of a worker's time against at most a 5 ms GIL wait to send it
 _ROOT = str(Path(__file__).resolve().parents[2])
-
-
-def _grow_pipe(fd: int) -> None:
-    try:
-        import fcntl
-
-        fcntl.fcntl(fd, _F_SETPIPE_SZ, PIPE_BYTES)
-    except (ImportError, OSError):  # a smaller pipe only means more waiting
-        pass
 
 
 class _Worker:
     def __init__(self, args: list[str], chunks: list[list[tuple]], on_results: Callable[[list], None]):
         self.proc = subprocess.Popen([sys.executable, "-I", "-c", _CHILD, _ROOT, *args], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True)
-        _grow_pipe(self.proc.stdin.fileno())
+        grow_pipe(self.proc.stdin.fileno())
         self.chunks, self.on_results = chunks, on_results
         self.stopping = False
         self.outcome: str | None = None  # "" once it ended well
@@ -173,7 +163,7 @@ def serve(inp, out, assets_dir: str, label: str, max_pixels: int) -> None:
     from hub.datasets.asset_store import asset_path_str, store_asset
     from hub.datasets.sources import RefReader
 
-    _grow_pipe(out.fileno())
+    grow_pipe(out.fileno())
     reader = RefReader(label)
     made: set[str] = set()
     while True:

@@ -111,8 +111,8 @@ def normalize(name: str) -> str:
 
 
 def asset_path(assets_dir: Path, sha1: str) -> Path:
-    """Where an asset with this sha1 lives."""
-    return Path(assets_dir) / sha1[-2:] / sha1
+    """Where an asset with this sha1 lives (:func:`hub.datasets.asset_store.asset_path_str`)."""
+    return Path(asset_path_str(assets_dir, sha1))
 
 
 @dataclass
@@ -122,7 +122,6 @@ class _Outcome:
     skip_reason: str | None = None
     fixed: list[dict] = field(default_factory=list)
     ignored: Counter = field(default_factory=Counter)
-    created: str | None = None  # the asset file this image newly created
 
 
 @dataclass(slots=True)
