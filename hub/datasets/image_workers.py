@@ -161,7 +161,7 @@ def serve(inp, out, assets_dir: str, label: str, max_pixels: int) -> None:
     """The worker's loop: request frames in until EOF, one result frame out per request frame."""
     from detkit.image_inspect import inspect_image
     from hub.datasets.asset_store import asset_path_str, store_asset
-    from hub.datasets.sources import RefReader
+    from hub.datasets.zip_members import RefReader
 
     grow_pipe(out.fileno())
     reader = RefReader(label)

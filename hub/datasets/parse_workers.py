@@ -136,7 +136,7 @@ def _collect(proc: subprocess.Popen) -> list | None:
 
 def serve(inp, out) -> None:
     """The worker's side: one pickled request in, one pickled list of results out."""
-    from hub.datasets.sources import RefReader
+    from hub.datasets.zip_members import RefReader
 
     req = pickle.load(inp)
     fmt, names, label = req["fmt"], req["names"], req["label"]
