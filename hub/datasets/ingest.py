@@ -24,13 +24,11 @@ If anything fails midway, every asset file this call created is deleted again.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
 import math
 import os
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,8 +38,16 @@ from detkit.imaging import ImageInfo, inspect_image
 from detkit.io.yolo import rows_to_annotation
 from hub.datasets.asset_store import InlineWriter, ProcessWriter, asset_path_str, store_asset
 from hub.datasets.image_workers import ImageWorkers
+from hub.datasets.ingest_images import (
+    Item,
+    Stored,
+    default_workers,
+    image_workers_for,
+    store_images,
+    stored_by_workers,
+    writer_for,
+)
 from hub.datasets.layout import (
-    Layout,
     PendingSide,
     Raw,
     SideAnnotations,
@@ -60,13 +66,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 UNKNOWN_STRATEGIES = ("stop", "ignore", "add")
-#: imports of at least this many images hand the per-image work to child processes
-#: (:mod:`hub.datasets.image_workers`, else :mod:`hub.datasets.asset_store` for the writes)
-PROCESS_WRITER_MIN = 500
-#: worker processes verifying, hashing and storing the images of a big import
-IMAGE_PROCESSES = max(1, min(2, os.cpu_count() or 1))
-
-
 @dataclass
 class AssetRecord:
     """One imported image: its content address, verified format/size, quality and annotations."""
@@ -124,23 +123,6 @@ class _Outcome:
     ignored: Counter = field(default_factory=Counter)
 
 
-@dataclass(slots=True)
-class _Stored:
-    """One image after the first phase: verified, hashed, handed to the writer (or why not)."""
-
-    rel: str  # relative to the images folder
-    shown: str  # relative to the dataset base, for the report
-    sha1: str = ""
-    info: ImageInfo | None = None
-    size: int = 0
-    created: str | None = None
-    skip_reason: str | None = None
-
-
-# (image relpath, tree ref)
-_Item = tuple[str, object]
-
-
 class _Ingest:
     """What a worker thread needs to turn one image into an asset."""
 
@@ -185,10 +167,10 @@ class _Ingest:
             _note(out, side, i, b, "clipped", f"reaches outside the {w}x{h} image")
         return Box(x1, y1, x2, y2, main, b.difficult, b.truncated, b.pose, b.confidence, b.box_quality, b.tags)
 
-    def store(self, item: _Item) -> _Stored:
+    def store(self, item: Item) -> Stored:
         """Phase 1: read, verify by structure, hash and hand one image to the writer."""
         rel, ref = item
-        st = _Stored(rel, f"{self.images_dir}/{rel}")
+        st = Stored(rel, f"{self.images_dir}/{rel}")
         try:
             data = self.tree.read(ref)
             st.info = inspect_image(data, self.limits.max_image_pixels, where=st.shown)
@@ -205,7 +187,7 @@ class _Ingest:
             self.created.append(st.created)
         return st
 
-    def annotate(self, st: _Stored, gt_raw: Raw | None, pred_raw: Raw | None, skip: str | None) -> _Outcome:
+    def annotate(self, st: Stored, gt_raw: Raw | None, pred_raw: Raw | None, skip: str | None) -> _Outcome:
         """Phase 2: the image's annotations checked against its size; the record."""
         out = _Outcome(rel=st.shown, skip_reason=skip or st.skip_reason)
         if out.skip_reason is not None:
@@ -227,11 +209,6 @@ def _note(out: _Outcome, side: str, i: int, b: Box, action: str, why: str) -> No
                       "reason": f"box {coords} of {b.name!r} {why}"})
 
 
-def _run_chunk(run: _Ingest, items: list[_Item]) -> list[_Stored]:
-    """Phase 1 on a chunk (a failure midway is cleaned up by the caller, from ``run.created``)."""
-    return [run.store(item) for item in items]
-
-
 def _annotations_of(rel: str, gt: SideAnnotations | None,
                     pred: SideAnnotations | None) -> tuple[Raw | None, Raw | None, str | None]:
     """An image's matched annotations, or why it must be skipped (an unusable annotation file)."""
@@ -244,12 +221,6 @@ def _annotations_of(rel: str, gt: SideAnnotations | None,
             skip = skip or f"its annotation {side.files[k]} is unusable: {side.bad[k]}"
         raws.append(side.anns.get(k) if k is not None else None)
     return raws[0], raws[1], skip
-
-
-def _chunks(items: Iterable[_Item], size: int) -> Iterator[list[_Item]]:
-    it = iter(items)
-    while chunk := list(itertools.islice(it, size)):
-        yield chunk
 
 
 def _class_map(sides: list[SideAnnotations], resolve_class: Callable[[str], str | None], unknown: str,
@@ -271,13 +242,6 @@ def _class_map(sides: list[SideAnnotations], resolve_class: Callable[[str], str 
     if unknown == "add":
         report.added_classes = sorted(unknown_names)
     return mapping
-
-
-def _default_workers() -> int:
-    # Since images are verified by structure instead of decoded, what is left per image is mostly
-    # Python holding the GIL plus short file syscalls: a second thread only adds GIL hand-offs
-    # (1.60 s with one thread vs 1.9-2.2 s with two for 10,000 images, scripts/bench/import_voc.py).
-    return 1
 
 
 def ingest_dir(
@@ -338,7 +302,7 @@ def ingest_tree(
     if unknown not in UNKNOWN_STRATEGIES:
         raise BadInput(f"unknown-class strategy {unknown!r} is not one of {', '.join(UNKNOWN_STRATEGIES)}")
     limits = limits or Limits()
-    workers = workers or _default_workers()
+    workers = workers or default_workers()
     layout = find_layout(tree)
     if len(layout.images) > limits.max_files:
         raise TooLarge(f"{len(layout.images)} images exceed the limit of {limits.max_files} files")
@@ -356,12 +320,12 @@ def ingest_tree(
         pred_pending = start_side(layout.pred, tree, "pred", workers=1) if layout.pred is not None else None
         pending += [pred_pending] if pred_pending else []
         # big imports: worker processes verify, hash and store the images while this thread parses
-        image_workers = _image_workers(tree, layout, Path(assets_dir), limits)
-        writer = InlineWriter(assets_dir) if image_workers is not None else _writer(Path(assets_dir), total)
+        image_workers = image_workers_for(tree, layout, Path(assets_dir), limits)
+        writer = InlineWriter(assets_dir) if image_workers is not None else writer_for(Path(assets_dir), total)
         run = _Ingest(tree, layout.images_dir, writer, {}, limits)
         stored = None
         if image_workers is None and any(p.in_background for p in pending):
-            stored = _store_images(run, layout, workers, progress)
+            stored = store_images(run, layout, workers, progress)
         # parsed inline, the annotations come first: unknown classes stop the import before any
         # image is stored; parsed in the background, what was stored is removed again
         gt = gt_pending.finish() if gt_pending else None
@@ -377,8 +341,8 @@ def ingest_tree(
         run.class_map = _class_map(sides, resolve_class, unknown, report)
         report.skipped.extend(orphans(sides, layout))
         if stored is None:
-            stored = (_stored_by_workers(run, image_workers, layout, progress) if image_workers is not None
-                      else _store_images(run, layout, workers, progress))
+            stored = (stored_by_workers(run, image_workers, layout, progress) if image_workers is not None
+                      else store_images(run, layout, workers, progress))
         seen: dict[str, str] = {}
         assets: list[AssetRecord] = []
         boxes, pred_boxes, ignored = Counter(), Counter(), Counter()
@@ -412,86 +376,6 @@ def ingest_tree(
     log.info("ingested %d images (%d skipped, %d duplicates, %d new files) from %s",
              report.images, len(report.skipped), report.duplicates, len(created), tree.label)
     return IngestResult(assets=assets, report=report, created_files=created)
-
-
-def _image_workers(tree: FileTree, layout: Layout, assets_dir: Path, limits: Limits) -> ImageWorkers | None:
-    """Worker processes for the per-image work of a big import (None: do it in this thread)."""
-    total = len(layout.images)
-    if total < PROCESS_WRITER_MIN or IMAGE_PROCESSES < 1 or not hasattr(tree, "member_ref"):
-        return None
-    items = []
-    for i, (rel, ref) in enumerate(layout.images.items()):
-        mref = tree.member_ref(ref)
-        if mref is not None:
-            items.append((i, f"{layout.images_dir}/{rel}", mref))
-    if len(items) < total // 2:
-        return None
-    try:
-        return ImageWorkers(assets_dir, tree.label, limits.max_image_pixels, items, IMAGE_PROCESSES)
-    except OSError as exc:  # no process to spare: the same work in this thread
-        log.warning("image worker processes unavailable (%s): working inline", exc)
-        return None
-
-
-def _stored_by_workers(run: _Ingest, image_workers: ImageWorkers, layout: Layout,
-                       progress: Callable[[int, int], None] | None) -> list[_Stored]:
-    """Phase 1 from the workers' results (entries they could not read are done here)."""
-    results = image_workers.wait(progress)
-    by_index = {r[0]: r for r in results if r is not None}
-    stored: list[_Stored] = []
-    for i, item in enumerate(layout.images.items()):
-        r = by_index.get(i)
-        rel = item[0]
-        if r is None or r[1] == "parent":
-            stored.append(run.store(item))
-        elif r[1] == "ok":
-            _, _, sha1, fmt, w, h, size, created = r
-            stored.append(_Stored(rel, f"{layout.images_dir}/{rel}", sha1, ImageInfo(fmt, w, h), size, created))
-            if created is not None:
-                run.created.append(created)
-        else:  # "skip"
-            stored.append(_Stored(rel, f"{layout.images_dir}/{rel}", skip_reason=r[2]))
-    return stored
-
-
-def _store_images(run: _Ingest, layout: Layout, workers: int,
-                  progress: Callable[[int, int], None] | None) -> list[_Stored]:
-    """Phase 1 over every image, in image order, on ``workers`` threads, with progress."""
-    total = len(layout.images)
-    step = max(1, total // 50)
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="ingest") if workers > 1 else None
-    chunk_size = max(1, min(64, total // (workers * 8) or 1))
-    queued: deque[Future] = deque()
-    stored: list[_Stored] = []
-    try:
-        chunks = _chunks(layout.images.items(), chunk_size)
-        while True:
-            if pool is None:
-                outs = next((_run_chunk(run, c) for c in chunks), None)
-            else:
-                for c in itertools.islice(chunks, max(0, workers * 4 - len(queued))):
-                    queued.append(pool.submit(_run_chunk, run, c))
-                outs = queued.popleft().result() if queued else None
-            if outs is None:
-                break
-            for st in outs:
-                stored.append(st)
-                if progress is not None and (len(stored) % step == 0 or len(stored) == total):
-                    progress(len(stored), total)
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-    return stored
-
-
-def _writer(assets_dir: Path, images: int) -> InlineWriter | ProcessWriter:
-    """A child process stores the files of big imports (see :mod:`hub.datasets.asset_store`)."""
-    if images >= PROCESS_WRITER_MIN:
-        try:
-            return ProcessWriter(assets_dir)
-        except OSError as exc:  # no process to spare: write inline, slower but the same result
-            log.warning("asset writer process unavailable (%s): writing inline", exc)
-    return InlineWriter(assets_dir)
 
 
 def _collect(out: _Outcome, report: IngestReport, seen: dict[str, str], assets: list[AssetRecord],

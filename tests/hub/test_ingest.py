@@ -17,7 +17,7 @@ from PIL import Image
 from detkit.annotations import Box, ImageAnnotation
 from detkit.errors import BadInput, UnknownClasses
 from detkit.io.voc import to_voc
-from hub.datasets import ingest as ingest_module
+from hub.datasets import ingest_images
 from hub.datasets.ingest import Limits, Source, asset_path, ingest_dir, store_asset
 
 CLASSES = {"cat": "cat", "kitty": "cat", "dog": "dog"}
@@ -245,9 +245,9 @@ def _unknown_dataset(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("writer", ["inline", "image-workers", "writer-processes"])
 def test_unknown_classes_stop_lists_all_and_leaves_no_file(tmp_path, monkeypatch, writer):
     if writer != "inline":
-        monkeypatch.setattr(ingest_module, "PROCESS_WRITER_MIN", 0)
+        monkeypatch.setattr(ingest_images, "PROCESS_WRITER_MIN", 0)
     if writer == "writer-processes":
-        monkeypatch.setattr(ingest_module, "IMAGE_PROCESSES", 0)
+        monkeypatch.setattr(ingest_images, "IMAGE_PROCESSES", 0)
     root = _unknown_dataset(tmp_path)
     with pytest.raises(UnknownClasses) as exc:
         run(root, tmp_path)
@@ -356,9 +356,8 @@ def test_failed_ingest_leaves_no_orphans_sequential_or_threaded(tmp_path, worker
 
 
 def test_ingest_source_reads_a_zip_in_place_like_ingest_dir(tmp_path):
-    import zipfile
 
-    from hub.datasets.ingest import Source, ingest_source, open_source
+    from hub.datasets.ingest import ingest_source, open_source
 
     files = {"top/images/a.jpg": jpeg(), "top/images/b.png": png(), "top/images/c.jpg": b"junk",
              "top/gt/a.xml": voc("a.jpg", [(1, 1, 70, 9, "cat")]), "top/gt/ghost.xml": voc("g.jpg", []),
@@ -406,88 +405,3 @@ def test_store_asset_creates_once_and_repairs_a_file_cut_short(tmp_path):
     path.write_bytes(data[:100])  # a write a crash cut short
     assert store_asset(tmp_path, sha1, data) == str(path) and path.read_bytes() == data
     assert [p.name for p in path.parent.iterdir()] == [sha1]  # no temp file left
-
-
-# --- big imports store their files from a child process (hub.datasets.asset_store.ProcessWriter) ----
-
-
-@pytest.fixture(params=["image-workers", "writer-processes"])
-def process_writer(monkeypatch, request):
-    """Every import hands its per-image work to child processes, however small: all of it
-    (hub.datasets.image_workers), or only the file writes (hub.datasets.asset_store)."""
-    monkeypatch.setattr(ingest_module, "PROCESS_WRITER_MIN", 0)
-    if request.param == "writer-processes":
-        monkeypatch.setattr(ingest_module, "IMAGE_PROCESSES", 0)
-
-
-@pytest.mark.parametrize("workers", [1, 3])
-def test_process_writer_stores_the_same_files(tmp_path, process_writer, workers):
-    files = {f"images/{i:03d}.jpg": jpeg(24, 24, seed=i % 30) for i in range(40)}  # 10 duplicates
-    files |= {f"gt/{i:03d}.xml": voc(f"{i:03d}.jpg", [(1, 1, 10, 12, "cat")], 24, 24) for i in range(40)}
-    root = write(tmp_path / "ds", files)
-    pre = write(tmp_path / "pre", {"images/x.jpg": jpeg(24, 24, seed=3)})  # stored before: not ours
-    ingest_dir(pre, assets_dir=tmp_path / "assets", resolve_class=resolve)
-    res = ingest_dir(root, assets_dir=tmp_path / "assets", resolve_class=resolve, workers=workers)
-    assert res.report.images == 30 and res.report.duplicates == 10
-    stored = {p.name: p.read_bytes() for p in (tmp_path / "assets").rglob("*") if p.is_file()}
-    assert len(stored) == 30 and all(hashlib.sha1(b).hexdigest() == name for name, b in stored.items())
-    assert sorted(res.created_files) == sorted(str(asset_path(tmp_path / "assets", a.sha1)) for a in res.assets
-                                               if a.sha1 != hashlib.sha1(jpeg(24, 24, seed=3)).hexdigest())
-
-
-def test_process_writer_failure_midway_leaves_no_orphans(tmp_path, process_writer):
-    root = write(tmp_path / "ds", {f"images/{i:03d}.jpg": jpeg(16, 16, seed=i) for i in range(200)})
-
-    def boom(done, total):
-        if done >= 50:
-            raise RuntimeError("cancelled")
-
-    with pytest.raises(RuntimeError, match="cancelled"):
-        run(root, tmp_path, progress=boom)
-    assert [p for p in (tmp_path / "assets").rglob("*") if p.is_file()] == []
-
-
-def test_process_writer_error_names_the_file_and_cleans_up(tmp_path, process_writer):
-    images = {f"images/{i:03d}.jpg": jpeg(16, 16, seed=i) for i in range(20)}
-    root = write(tmp_path / "ds", images)
-    blocked = hashlib.sha1(images["images/007.jpg"]).hexdigest()
-    (tmp_path / "assets").mkdir()
-    (tmp_path / "assets" / blocked[-2:]).write_bytes(b"a file where a shard folder must go")
-    with pytest.raises(OSError, match=f"storing assets failed: .*{blocked}"):
-        run(root, tmp_path)
-    assert [p.name for p in (tmp_path / "assets").rglob("*") if p.is_file()] == [blocked[-2:]]
-
-
-def test_image_workers_give_the_inline_result_for_every_kind_of_image(tmp_path, monkeypatch):
-    """Worker processes verify, hash and store exactly as the importing thread does: same records,
-    same skip reasons (broken, truncated, not an image, bomb), same files."""
-    files = {f"images/{i:03d}.jpg": jpeg(24, 24, seed=i % 12) for i in range(30)}  # duplicates too
-    files |= {"images/p.png": png(), "images/trunc.jpg": jpeg()[:-300], "images/text.jpg": b"hello",
-              "images/bomb.png": png_header_claiming(20_000, 20_000)}
-    files |= {f"gt/{i:03d}.xml": voc(f"{i:03d}.jpg", [(-2, 1, 10, 12, "cat")], 24, 24) for i in range(30)}
-    root = write(tmp_path / "ds", files)
-    z = tmp_path / "ds.zip"
-    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
-        for rel, data in files.items():
-            zf.writestr(rel, data)
-    results = {}
-    for mode in ("inline", "workers"):
-        if mode == "workers":
-            monkeypatch.setattr(ingest_module, "PROCESS_WRITER_MIN", 0)
-        for kind, src in (("dir", root), ("zip", z)):
-            assets = tmp_path / f"assets-{mode}-{kind}"
-            if kind == "dir":
-                res = ingest_dir(src, assets_dir=assets, resolve_class=resolve)
-            else:
-                res = ingest_module.ingest_source(Source("zip", str(src)), sharing_dir=tmp_path, tmp_dir=tmp_path / "t",
-                                                  assets_dir=assets, resolve_class=resolve)
-            stored = sorted(p.name for p in assets.rglob("*") if p.is_file())
-            results[mode, kind] = (res.report, [(a.sha1, a.format, a.width, a.height, a.size_bytes, a.gt)
-                                                for a in res.assets], stored, len(res.created_files))
-    for kind in ("dir", "zip"):
-        assert results["workers", kind] == results["inline", kind]
-    report = results["workers", "zip"][0]
-    assert report.images == 13 and report.duplicates == 18
-    reasons_ = {s["file"]: s["reason"] for s in report.skipped}
-    assert "truncated" in reasons_["images/trunc.jpg"] and "decompression bomb" in reasons_["images/bomb.png"]
-    assert "not a JPEG, PNG or BMP" in reasons_["images/text.jpg"]
