@@ -97,11 +97,14 @@ class _Worker:
 
 
 class ImageWorkers:
-    """Run the per-image work of ``items`` -- ``(index, where, member_ref)`` -- in ``processes`` workers."""
+    """Run the per-image work of ``items`` -- ``(index, where, member_ref)``, ``index`` below
+    ``slots`` (the import's image count: images without a member ref are not among the items) --
+    in ``processes`` workers."""
 
-    def __init__(self, assets_dir, label: str, max_pixels: int, items: list[tuple], processes: int):
+    def __init__(self, assets_dir, label: str, max_pixels: int, items: list[tuple], processes: int,
+                 slots: int | None = None):
         self.total = len(items)
-        self.results_by_index: list[tuple | None] = [None] * self.total
+        self.results_by_index: list[tuple | None] = [None] * (self.total if slots is None else slots)
         self.done = 0
         self.cond = threading.Condition()
         chunks = [items[i:i + CHUNK] for i in range(0, len(items), CHUNK)]

@@ -83,7 +83,7 @@ def image_workers_for(tree: FileTree, layout: Layout, assets_dir: Path, limits: 
     if len(items) < total // 2:
         return None
     try:
-        return ImageWorkers(assets_dir, tree.label, limits.max_image_pixels, items, IMAGE_PROCESSES)
+        return ImageWorkers(assets_dir, tree.label, limits.max_image_pixels, items, IMAGE_PROCESSES, slots=total)
     except OSError as exc:  # no process to spare: the same work in this thread
         log.warning("image worker processes unavailable (%s): working inline", exc)
         return None
@@ -92,11 +92,9 @@ def image_workers_for(tree: FileTree, layout: Layout, assets_dir: Path, limits: 
 def stored_by_workers(run: _Ingest, image_workers: ImageWorkers, layout: Layout,
                        progress: Callable[[int, int], None] | None) -> list[Stored]:
     """Phase 1 from the workers' results (entries they could not read are done here)."""
-    results = image_workers.wait(progress)
-    by_index = {r[0]: r for r in results if r is not None}
+    results = image_workers.wait(progress)  # by image index; None where no worker got the image
     stored: list[Stored] = []
-    for i, item in enumerate(layout.images.items()):
-        r = by_index.get(i)
+    for r, item in zip(results, layout.images.items(), strict=True):
         rel = item[0]
         if r is None or r[1] == "parent":
             stored.append(run.store(item))

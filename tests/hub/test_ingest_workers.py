@@ -94,3 +94,23 @@ def test_image_workers_give_the_inline_result_for_every_kind_of_image(tmp_path, 
     reasons_ = {s["file"]: s["reason"] for s in report.skipped}
     assert "truncated" in reasons_["images/trunc.jpg"] and "decompression bomb" in reasons_["images/bomb.png"]
     assert "not a JPEG, PNG or BMP" in reasons_["images/text.jpg"]
+
+
+def test_entries_only_zipfile_reads_are_done_by_the_importing_thread(tmp_path, monkeypatch):
+    """bzip2 entries get no member ref: the workers take the rest, the importing thread those."""
+    files = {f"images/{i:02d}.jpg": jpeg(20, 20, seed=i) for i in range(12)}
+    z = tmp_path / "mixed.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for i, (rel, data) in enumerate(files.items()):
+            zf.writestr(rel, data, compress_type=zipfile.ZIP_BZIP2 if i % 3 == 0 else zipfile.ZIP_DEFLATED)
+
+    def imported(tag):
+        res = ingest_source(Source("zip", str(z)), sharing_dir=tmp_path, tmp_dir=tmp_path / "t",
+                            assets_dir=tmp_path / tag, resolve_class=resolve)
+        return [(a.filename, a.sha1, a.width) for a in res.assets], sorted(res.created_files)
+
+    inline = imported("inline")
+    monkeypatch.setattr(ingest_images, "PROCESS_WRITER_MIN", 0)
+    workers = imported("workers")
+    assert workers[0] == inline[0] and len(workers[0]) == 12
+    assert [p.rsplit("/", 1)[1] for p in workers[1]] == [p.rsplit("/", 1)[1] for p in inline[1]]
