@@ -25,6 +25,9 @@ COMMAND_MODULES = [
     "hub.cli_jobs",
     "hub.cli_fleet",
     "hub.cli_eval",
+    "hub.cli_mining",
+    "hub.cli_labeling",
+    "hub.cli_iterations",
 ]
 
 

@@ -6,4 +6,15 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from hub.api import core, datasets, diagnosis, fleet, jobs, projects, versions  # noqa: E402,F401  (routes register on import)
+from hub.api import (  # noqa: E402,F401  (routes register on import)
+    core,
+    datasets,
+    diagnosis,
+    fleet,
+    iterations,
+    jobs,
+    labeling,
+    mining,
+    projects,
+    versions,
+)

@@ -19,6 +19,8 @@ PROJECT_SECTIONS = [
     ("training", "Model training"),
     ("models", "Models"),
     ("diagnosis", "Diagnosis"),
+    ("mining", "Data mining"),
+    ("labeling", "Data labeling"),
     ("iteration", "Iteration"),
 ]
 #: top-level pages: (endpoint, label, admin only)
@@ -30,7 +32,16 @@ TOP_NAV = [
     ("web.deployment", "Deployment", False),
 ]
 
-from hub.web import datasets, diagnosis, fleet, pages, training  # noqa: E402,F401  (routes register on import)
+from hub.web import (  # noqa: E402,F401  (routes register on import)
+    datasets,
+    diagnosis,
+    fleet,
+    iterations,
+    labeling,
+    mining,
+    pages,
+    training,
+)
 
 
 @bp.app_context_processor

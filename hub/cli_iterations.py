@@ -1,0 +1,3 @@
+"""``ymir-hub iterations ...`` (filled in by the iterations work)."""
+
+COMMANDS: list = []

@@ -1,0 +1,3 @@
+"""``ymir-hub labeling ...`` (filled in by the labeling work)."""
+
+COMMANDS: list = []

@@ -1,0 +1,3 @@
+"""``ymir-hub mining ...`` (filled in by the mining work)."""
+
+COMMANDS: list = []

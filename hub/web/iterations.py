@@ -1,0 +1,3 @@
+"""iterations pages (routes register on import)."""
+
+from hub.web import bp  # noqa: F401

@@ -1,0 +1,3 @@
+"""labeling pages (routes register on import)."""
+
+from hub.web import bp  # noqa: F401
