@@ -46,16 +46,21 @@ def _draw_shape(draw: ImageDraw.ImageDraw, cls: str, x1: int, y1: int, x2: int, 
         draw.polygon([((x1 + x2) / 2, y1), (x2, y2), (x1, y2)], fill=color)
 
 
-def make_scene(rng: np.random.Generator, index: int) -> tuple[Image.Image, ImageAnnotation]:
-    """One scene and its ground truth."""
+def make_scene(rng: np.random.Generator, index: int, class_weights: tuple[float, ...] | None = None,
+               side_range: tuple[float, float] = (0.08, 0.4)) -> tuple[Image.Image, ImageAnnotation]:
+    """One scene and its ground truth; ``class_weights`` (per :data:`CLASSES`) skews which shapes appear,
+    ``side_range`` their size as a fraction of the shorter image side (defaults: uniform, 0.08-0.4)."""
     w = int(rng.integers(20, 41)) * 16
     h = int(rng.integers(15, 31)) * 16
     img = _background(rng, w, h)
     draw = ImageDraw.Draw(img)
     ann = ImageAnnotation(filename=f"scene_{index:06d}.jpg", width=w, height=h)
     for _ in range(int(rng.integers(1, 7))):
-        cls = CLASSES[int(rng.integers(len(CLASSES)))]
-        side = int(rng.uniform(0.08, 0.4) * min(w, h))
+        if class_weights is None:
+            cls = CLASSES[int(rng.integers(len(CLASSES)))]
+        else:
+            cls = CLASSES[int(rng.choice(len(CLASSES), p=np.asarray(class_weights) / np.sum(class_weights)))]
+        side = int(rng.uniform(*side_range) * min(w, h))
         bw = side if cls != "square" or rng.random() < 0.5 else int(side * rng.uniform(0.7, 1.3))
         bh = side if cls == "circle" else int(side * rng.uniform(0.8, 1.2))
         x1 = int(rng.integers(0, max(1, w - bw)))
@@ -66,11 +71,15 @@ def make_scene(rng: np.random.Generator, index: int) -> tuple[Image.Image, Image
     return img, ann
 
 
-def scenes(count: int, seed: int = 0) -> Iterator[tuple[Image.Image, ImageAnnotation]]:
-    """Yield ``count`` scenes, the same ones for the same seed."""
+def scenes(count: int, seed: int = 0, class_weights: tuple[float, ...] | None = None,
+           side_range: tuple[float, float] = (0.08, 0.4), prefix: str = "scene") -> Iterator[tuple[Image.Image, ImageAnnotation]]:
+    """Yield ``count`` scenes, the same ones for the same seed (see :func:`make_scene` for the options)."""
     rng = np.random.default_rng(seed)
     for i in range(count):
-        yield make_scene(rng, i)
+        img, ann = make_scene(rng, i, class_weights, side_range)
+        if prefix != "scene":
+            ann.filename = f"{prefix}_{i:06d}.jpg"
+        yield img, ann
 
 
 def write_sample_zip(

@@ -76,6 +76,11 @@ def create_app(settings=None, *, create_workspace: bool = False):
         hub_state.runner = build_runner(settings, workspace.database)
         hub_state.runner.start()
         hub_state.closers.append(hub_state.runner.stop)
+        from hub.iterations.service import IterationTicker
+
+        ticker = IterationTicker(workspace)
+        ticker.start()
+        hub_state.closers.append(ticker.stop)
     start_fleet(app, hub_state)  # broker, device ingest, rollouts (when settings.fleet_enabled)
     app.before_request(auth.load_user)
     app.jinja_env.globals["csrf_token"] = auth.csrf_token

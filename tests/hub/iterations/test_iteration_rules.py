@@ -1,0 +1,93 @@
+"""The iteration workflow's rules: setup checks, step order, skips, errors that leave the round as it was."""
+
+from __future__ import annotations
+
+import pytest
+from iteration_helpers import FAST_TRAINING, scenario_project, wait_step
+
+SMALL = {"train": 24, "pool": 30, "val": 12, "test": 12}
+
+
+@pytest.fixture
+def al(api, tmp_path):
+    return scenario_project(api, tmp_path / "scen", sizes=SMALL)
+
+
+def _start(api, al, **extra):
+    body = {"training_version_id": al["train"], "mining_version_id": al["pool"],
+            "validation_version_id": al["val"], "test_version_id": al["test"],
+            "params": {"training": {"config": {**FAST_TRAINING, "epochs": 1}}}, **extra}
+    return api.post("/api/v1/projects/al/iteration", json=body)
+
+
+def test_setup_is_checked_and_nothing_is_stored_on_error(api, al):
+    r = _start(api, al, mining_version_id=al["train"])
+    assert r.status_code == 400 and "four different versions" in r.get_json()["error"]
+    r = _start(api, al, training_version_id=al["pool"])
+    assert r.status_code == 400 and "no ground-truth boxes" in r.get_json()["error"]
+    r = _start(api, al, params={"bogus": {}})
+    assert r.status_code == 400 and "unknown step 'bogus'" in r.get_json()["error"]
+    r = _start(api, al, goal_map=3)
+    assert r.status_code == 400 and "goal mAP" in r.get_json()["error"]
+    r = api.get("/api/v1/projects/al/iteration")
+    assert r.status_code == 400 and "no iteration set up" in r.get_json()["error"]
+
+
+def test_round_zero_trains_and_tests_the_initial_model_then_rules_hold(api, al):
+    r = _start(api, al, goal_map=0.99, goal_train_images=100)
+    assert r.status_code == 201, r.get_json()
+    data = r.get_json()
+    assert data["active_round"] == 0 and data["current_step"] == "training"
+    assert data["goals"]["current_train_images"] == SMALL["train"] and not data["goals"]["train_images_reached"]
+    assert _start(api, al).status_code == 409
+
+    # round 0 makes the initial model: it cannot be skipped; a step it does not have is named
+    r = api.post("/api/v1/projects/al/iteration/steps/training/skip")
+    assert r.status_code == 400 and "cannot be skipped" in r.get_json()["error"]
+    r = api.post("/api/v1/projects/al/iteration/steps/mining")
+    assert r.status_code == 400 and "has no step 'mining'" in r.get_json()["error"]
+    r = api.post("/api/v1/projects/al/iteration/next")
+    assert r.status_code == 409 and "not finished" in r.get_json()["error"]
+
+    r = api.post("/api/v1/projects/al/iteration/steps/training", json={"params": {"bogus": 1}})
+    assert r.status_code == 400 and "no parameter 'bogus'" in r.get_json()["error"]
+    r = api.post("/api/v1/projects/al/iteration/steps/training")
+    assert r.status_code == 202, r.get_json()
+    assert api.post("/api/v1/projects/al/iteration/steps/training").status_code == 409  # already running
+    rnd = wait_step(api, "al", "training")
+    step = rnd["steps"][0]
+    assert step["state"] == "done", step
+    out = step["output"]
+    assert out["model_id"] and out["test_pred_version_id"] and 0 <= out["test_map50"] <= 1
+    assert rnd["state"] == "done" and rnd["result"]["model_id"] == out["model_id"]
+
+    # round 1: every step pending, proposals pre-filled from round 0 and the setup
+    data = api.post("/api/v1/projects/al/iteration/next").get_json()
+    rnd = data["rounds"][-1]
+    assert rnd["round"] == 1 and [s["step"] for s in rnd["steps"]] == [
+        "prepare_mining", "mining", "label", "merge", "training"]
+    prep = rnd["steps"][0]["proposal"]
+    assert prep["inputs"]["version_ids"] == [al["pool"]]
+    assert set(prep["inputs"]["exclude_version_ids"]) == {al["train"], al["val"], al["test"]}
+    assert rnd["steps"][1]["proposal"]["inputs"]["model_id"] == out["model_id"]
+    assert rnd["steps"][4]["proposal"]["params"]["config"]["epochs"] == 1  # sticky from round 0
+
+    # order is enforced; skipping mining makes labeling impossible and says why, the round is unchanged
+    r = api.post("/api/v1/projects/al/iteration/steps/merge")
+    assert r.status_code == 409 and "comes after 'prepare_mining'" in r.get_json()["error"]
+    assert api.post("/api/v1/projects/al/iteration/steps/prepare_mining/skip").status_code == 200
+    assert api.post("/api/v1/projects/al/iteration/steps/mining/skip").status_code == 200
+    before = api.get("/api/v1/projects/al/iteration").get_json()["rounds"][-1]
+    r = api.post("/api/v1/projects/al/iteration/steps/label")
+    assert r.status_code == 400 and "'mining' was skipped" in r.get_json()["error"]
+    after = api.get("/api/v1/projects/al/iteration").get_json()["rounds"][-1]
+    assert [s["state"] for s in after["steps"]] == [s["state"] for s in before["steps"]]
+    assert api.post("/api/v1/projects/al/iteration/steps/label/skip").status_code == 200
+    r = api.post("/api/v1/projects/al/iteration/steps/merge")
+    assert r.status_code == 400 and "'label' was skipped" in r.get_json()["error"]
+    assert api.post("/api/v1/projects/al/iteration/steps/merge/skip").status_code == 200
+    assert api.post("/api/v1/projects/al/iteration/steps/training/skip").status_code == 200
+    hist = api.get("/api/v1/projects/al/iteration/history").get_json()
+    assert [r["round"] for r in hist["rounds"]] == [0, 1]
+    assert hist["rounds"][1]["model_id"] == out["model_id"]  # nothing trained: the model carries over
+    assert hist["rounds"][0]["test_map50"] == out["test_map50"]
