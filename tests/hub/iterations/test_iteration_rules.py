@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from iteration_helpers import FAST_TRAINING, scenario_project, wait_step
 
@@ -91,3 +93,48 @@ def test_round_zero_trains_and_tests_the_initial_model_then_rules_hold(api, al):
     assert [r["round"] for r in hist["rounds"]] == [0, 1]
     assert hist["rounds"][1]["model_id"] == out["model_id"]  # nothing trained: the model carries over
     assert hist["rounds"][0]["test_map50"] == out["test_map50"]
+
+
+def test_a_hub_restart_mid_round_resumes_the_round(workspace, tmp_path):
+    """The hub closes while round 0's training runs; a new hub on the same workspace re-attaches the job,
+    and the round goes on to testing and ends, with nobody calling the step again."""
+    from hub import create_app
+    from hub.store import users as user_store
+
+    admin = user_store.get_user_by_name(workspace.database, "admin")
+    token = user_store.create_token(workspace.database, admin["id"], "restart")
+    headers = {"Authorization": f"Bearer {token}"}
+
+    class Client:
+        def __init__(self, app):
+            self.c = app.test_client()
+
+        def get(self, url, **kw):
+            return self.c.get(url, headers=headers, **kw)
+
+        def post(self, url, **kw):
+            return self.c.post(url, headers=headers, **kw)
+
+    app1 = create_app(workspace.settings)
+    api1 = Client(app1)
+    al = scenario_project(api1, tmp_path / "scen", sizes=SMALL)
+    assert _start(api1, al, params={"training": {"config": {**FAST_TRAINING, "epochs": 3}}}).status_code == 201
+    assert api1.post("/api/v1/projects/al/iteration/steps/training").status_code == 202
+    deadline = time.monotonic() + 60
+    while api1.get("/api/v1/jobs?kind=train").get_json()["jobs"][0]["state"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    app1.extensions["ymir"].close()  # the hub goes away mid-training
+
+    app2 = create_app(workspace.settings)
+    try:
+        api2 = Client(app2)
+        step = api2.get("/api/v1/projects/al/iteration").get_json()["rounds"][0]["steps"][0]
+        assert step["state"] == "running" and step["phase"] == "training"
+        rnd = wait_step(api2, "al", "training")
+        assert rnd["steps"][0]["state"] == "done", rnd["steps"][0]
+        assert rnd["state"] == "done" and rnd["steps"][0]["output"]["test_map50"] is not None
+        train_jobs = api2.get("/api/v1/jobs?kind=train").get_json()["jobs"]
+        assert len(train_jobs) == 1 and train_jobs[0]["state"] == "done"  # the same job, not a second one
+    finally:
+        app2.extensions["ymir"].close()
