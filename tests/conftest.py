@@ -78,6 +78,9 @@ def api(app, token):
         def patch(self, url, **kw):
             return self.c.patch(url, headers=self.h, **kw)
 
+        def put(self, url, **kw):
+            return self.c.put(url, headers=self.h, **kw)
+
         def delete(self, url, **kw):
             return self.c.delete(url, headers=self.h, **kw)
 
