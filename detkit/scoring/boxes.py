@@ -1,4 +1,4 @@
-"""Uncertainty scores for mining: which frames is the model least sure about?
+"""Single-pass box scores: how unsure is the detector about the boxes it found?
 
 Per box, a detector gives either the probability of its top class (shape ``(K,)``) or a class
 distribution (shape ``(K, C)``). Each score maps boxes to ``[0, 1]`` where 1 is most uncertain:
@@ -8,12 +8,13 @@ distribution (shape ``(K, C)``). Each score maps boxes to ``[0, 1]`` where 1 is 
   ``1 - |2p - 1|`` (a box at 0.5 is a coin toss between object and background);
 * ``entropy``: Shannon entropy normalised by its maximum (``log C``, or ``log 2`` for a single
   probability treated as object-vs-background);
-* ``near_threshold``: number of boxes whose score lies within ``band`` of the decision
-  threshold (an integer count, not in ``[0, 1]``).
+* ``borderline`` (old name ``near_threshold``): number of boxes whose score lies within ``band`` of
+  the decision threshold (an integer count, not in ``[0, 1]``).
 
 :func:`image_scores` reduces the box scores of one image (by ``max``: one confusing object makes
 a frame worth labelling), :func:`batch_image_scores` does the same for many images at once
-without a Python loop over boxes. An image without boxes scores 0 everywhere.
+without a Python loop over boxes. An image without boxes scores 0 everywhere. None of these needs
+an extra inference.
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from detkit.scoring.base import EPS, ScoringInputError
+
+#: The per-image scores :func:`batch_image_scores` returns (what the device agent may rank by).
 SCORES = ("least_confidence", "margin", "entropy", "near_threshold")
-_EPS = 1e-12
 
 
 def _probs(p: np.ndarray) -> np.ndarray:
     p = np.asarray(p, dtype=np.float64)
     if p.ndim not in (1, 2):
-        raise ValueError(f"box probabilities must have shape (K,) or (K, C), got {p.shape}")
+        raise ScoringInputError(f"box probabilities must have shape (K,) or (K, C), got {p.shape}")
     return np.clip(p, 0.0, 1.0)
 
 
@@ -58,17 +61,20 @@ def entropy(p: np.ndarray) -> np.ndarray:
         q = np.stack([p, 1.0 - p], axis=1)
     else:
         s = p.sum(axis=1, keepdims=True)
-        q = np.divide(p, s, out=np.zeros_like(p), where=s > _EPS)
+        q = np.divide(p, s, out=np.zeros_like(p), where=s > EPS)
     c = max(q.shape[1], 2)
-    h = -(q * np.log(np.maximum(q, _EPS))).sum(axis=1)
+    h = -(q * np.log(np.maximum(q, EPS))).sum(axis=1)
     return np.clip(h / np.log(c), 0.0, 1.0)
 
 
-def near_threshold(scores: np.ndarray, threshold: float = 0.5, band: float = 0.1) -> int:
-    """Number of boxes whose top score is within ``band`` of ``threshold``."""
+def borderline(scores: np.ndarray, threshold: float = 0.5, band: float = 0.1) -> int:
+    """Number of boxes whose top score is within ``band`` of ``threshold``: ``#{k : |s_k - t| <= band}``."""
     s = _probs(scores)
     top = s if s.ndim == 1 else s.max(axis=1, initial=0.0)
     return int(np.count_nonzero(np.abs(top - threshold) <= band))
+
+
+near_threshold = borderline  # the name the agent and its settings know
 
 
 def image_scores(p: np.ndarray, threshold: float = 0.5, band: float = 0.1) -> dict[str, float]:
@@ -90,7 +96,7 @@ def batch_image_scores(
         return out
     ndims = {a.ndim for a in nonempty}
     if len(ndims) != 1 or (2 in ndims and len({a.shape[1] for a in nonempty}) != 1):
-        raise ValueError("every image's box probabilities must have the same shape (K,) or (K, C)")
+        raise ScoringInputError("every image's box probabilities must have the same shape (K,) or (K, C)")
     allp = np.concatenate(nonempty, axis=0)
     starts = np.concatenate([[0], np.cumsum(counts[counts > 0])[:-1]])
     top = allp if allp.ndim == 1 else allp.max(axis=1)
