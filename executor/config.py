@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from detkit.errors import BadInput
-from executor.contract import Env, load_task_config
+from executor.contract import Env, load_task_config, read_yaml
 
 IMG_MAN = Path(__file__).resolve().parent / "img-man"
 TEMPLATES = {
@@ -66,6 +66,18 @@ def _choice(*options: str) -> Callable[[Any], str]:
     return check
 
 
+def _mining_algorithm(v: Any) -> str:
+    """A :data:`detkit.scoring.ALGORITHMS` name (or an alias), returned as its canonical name."""
+    from detkit.scoring import ALGORITHMS, algorithm
+
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError(f"expected one of {', '.join(ALGORITHMS)}")
+    try:
+        return algorithm(v.strip()).name
+    except BadInput:
+        raise ValueError(f"unknown mining algorithm: choose from {', '.join(ALGORITHMS)}") from None
+
+
 def _input_size(v: Any) -> int:
     v = _int(64, 2048)(v)
     if v % 32:
@@ -109,7 +121,10 @@ RULES: dict[str, Callable[[Any], Any]] = {
     "device": _choice("auto", "cpu", "cuda"),
     "conf_threshold": _float(0.0, 1.0),
     "max_det": _int(1, 10000),
-    "uncertainty": _choice("entropy", "least_confidence", "margin"),
+    "mining_algorithm": _mining_algorithm,
+    "uncertainty": _mining_algorithm,  # the old name of mining_algorithm, still accepted
+    "borderline_threshold": _float(0.0, 1.0),
+    "borderline_band": _float(0.0, 1.0),
     "save_period": _int(0),
     "class_names": _class_names,
     "export_format": _export_format,
@@ -136,9 +151,25 @@ def validate(config: dict[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
+def resolve_mining_algorithm(cfg: dict[str, Any], user: dict[str, Any], where: str) -> dict[str, Any]:
+    """Fold the old ``uncertainty`` key into ``mining_algorithm``; both given and different is refused."""
+    old = cfg.pop("uncertainty", None)
+    if old is None:
+        return cfg
+    chosen = user.get("mining_algorithm")
+    if chosen is not None and cfg["mining_algorithm"] != old:
+        raise BadInput(f"{where}: uncertainty={old!r} (the old name of mining_algorithm) contradicts "
+                       f"mining_algorithm={chosen!r}: give only mining_algorithm")
+    cfg["mining_algorithm"] = old
+    return cfg
+
+
 def load_config(env: Env, kind: str) -> dict[str, Any]:
     """Template of ``kind`` + ``config.yaml``, validated."""
-    cfg = validate(load_task_config(env, template(kind)), str(env.input["config_file"]))
+    where = str(env.input["config_file"])
+    cfg = validate(load_task_config(env, template(kind)), where)
     if kind == "training" and "class_names" not in cfg:
         raise BadInput(f"{env.input['config_file']}: class_names is missing (the classes to train)")
+    if kind == "mining":
+        cfg = resolve_mining_algorithm(cfg, read_yaml(env.input["config_file"], "config.yaml"), where)
     return cfg

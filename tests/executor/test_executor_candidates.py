@@ -46,10 +46,11 @@ def test_mining_and_infer_in_one_task(trained, tmp_path):
 
 
 def test_mining_scores_more_uncertain_images_higher(trained, tmp_path):
-    """Blank images score 0; real scenes with shapes score above them."""
+    """Blank images score 0 under a box score; real scenes with shapes score above them."""
     from PIL import Image
 
-    root = make_candidate_task(tmp_path, trained.out / "models" / "best.pt", mining=True, infer=False, count=6)
+    root = make_candidate_task(tmp_path, trained.out / "models" / "best.pt", mining=True, infer=False, count=6,
+                               mining_algorithm="entropy")
     blank = root / "in" / "assets" / "blank.jpg"
     Image.fromarray(np.full((240, 320, 3), 114, np.uint8)).save(blank)
     index = root / "in" / "candidate-index.tsv"
