@@ -78,6 +78,7 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
     Algorithm("random", "keys", 0, "U(seed, key) in [0, 1)"),
 )}
 ALIASES = {"near_threshold": "borderline"}
+_PARAMS = {"heatmap": {"window", "reduce", "cell", "k"}, "views": {"weighted"}}
 
 
 def algorithm(name: str) -> Algorithm:
@@ -116,6 +117,9 @@ def score_batch(
     :func:`cald` (weighted).
     """
     algo = algorithm(name)
+    extra = set(params) - _PARAMS.get(algo.needs, set())
+    if extra:
+        raise ScoringInputError(f"mining algorithm {algo.name!r} takes no parameter {', '.join(sorted(extra))}")
     if algo.needs == "keys":
         return random_scores(_need(keys, "keys (the images' names)", name), seed)
     if algo.needs == "heatmap":

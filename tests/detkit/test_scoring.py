@@ -46,6 +46,8 @@ def test_unknown_algorithm_and_missing_inputs_are_bad_input():
         scoring.score_batch("random")
     with pytest.raises(BadInput, match="needs views, or images"):
         scoring.score_batch("cald", dets=[dets()])
+    with pytest.raises(BadInput, match="'entropy' takes no parameter window"):
+        scoring.score_batch("entropy", dets=[], window=3)
 
 
 # ---- single-pass box scores -------------------------------------------------------------------
@@ -246,3 +248,12 @@ def test_rerank_refuses_bad_input():
         scoring.class_balanced_rerank(["a"], [0.1], [[]], k=-1)
     with pytest.raises(BadInput, match="alpha must be"):
         scoring.class_balanced_rerank(["a"], [0.1], [[]], alpha=-1)
+
+
+def test_runtime_detections_objects_are_accepted():
+    from detkit.runtime.base import Detections
+
+    d = Detections(boxes=np.array([[0, 0, 10, 10]], np.float32), scores=np.array([0.5], np.float32),
+                   class_ids=np.array([0]), class_names=["car"])
+    assert scoring.score_batch("entropy", dets=[d])[0] == pytest.approx(1.0)
+    assert scoring.score_batch("cald", dets=[d], views=[[d]])[0] == pytest.approx(0.0)
