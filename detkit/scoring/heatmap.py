@@ -35,7 +35,8 @@ ALDD_REDUCE = ("grid", "max", "topk")
 
 def binary_entropy(p: np.ndarray) -> np.ndarray:
     """``-p log2 p - (1-p) log2 (1-p)`` elementwise, 0 at 0 and 1."""
-    q = np.clip(p, EPS, 1.0 - EPS)
+    eps = EPS if np.asarray(p).dtype != np.float32 else 1e-7  # 1 - 1e-12 is 1.0 in float32
+    q = np.clip(p, eps, 1.0 - eps)
     return -(q * np.log2(q) + (1.0 - q) * np.log2(1.0 - q))
 
 
@@ -50,12 +51,17 @@ def _window_sum(x: np.ndarray, r: int) -> np.ndarray:
 def window_mean(x: np.ndarray, size: int) -> np.ndarray:
     """Mean over a ``size x size`` window centred on each cell of the last two axes (edges: only inside cells)."""
     r = size // 2
-    counts = _window_sum(np.ones(x.shape[-2:]), r)
-    return _window_sum(np.asarray(x, dtype=np.float64), r) / counts
+    x = np.asarray(x)
+    x = x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
+    counts = _window_sum(np.ones(x.shape[-2:], dtype=x.dtype), r)
+    return _window_sum(x, r) / counts
 
 
 def _heatmap(heatmap: np.ndarray) -> np.ndarray:
-    hm = np.asarray(heatmap, dtype=np.float64)
+    # float32 stays float32 (a model's own output: half the memory traffic of float64, and this runs
+    # once per mined batch); anything else is read as float64
+    hm = np.asarray(heatmap)
+    hm = hm if hm.dtype == np.float32 else hm.astype(np.float64)
     if hm.ndim != 4:
         raise ScoringInputError(f"aldd: heatmap must have shape (N, C, H, W), got {hm.shape}")
     if hm.size and (np.nanmin(hm) < 0.0 or np.nanmax(hm) > 1.0 or np.isnan(hm).any()):
@@ -69,7 +75,8 @@ def aldd_map(heatmap: np.ndarray, window: int = 3) -> np.ndarray:
         raise ScoringInputError(f"aldd: window must be an odd integer >= 1, got {window!r}")
     hm = _heatmap(heatmap)
     mi = binary_entropy(window_mean(hm, window)) - window_mean(binary_entropy(hm), window)
-    mi[mi < 1e-12] = 0.0  # rounding noise of agreeing windows (MI >= 0 exactly)
+    tiny = 1e-12 if mi.dtype == np.float64 else 1e-6
+    mi[mi < tiny] = 0.0  # rounding noise of agreeing windows (MI >= 0 exactly)
     return mi.sum(axis=1)
 
 

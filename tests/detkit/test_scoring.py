@@ -257,3 +257,18 @@ def test_runtime_detections_objects_are_accepted():
                    class_ids=np.array([0]), class_names=["car"])
     assert scoring.score_batch("entropy", dets=[d])[0] == pytest.approx(1.0)
     assert scoring.score_batch("cald", dets=[d], views=[[d]])[0] == pytest.approx(0.0)
+
+
+def test_aldd_on_float32_heatmaps_matches_float64_and_survives_saturation():
+    """A model's float32 heatmap is scored in float32 (cheaper); cells at exactly 0 or 1 stay finite."""
+    import numpy as np
+
+    from detkit.scoring import aldd
+
+    rng = np.random.default_rng(3)
+    hm = (rng.random((4, 3, 24, 24)) ** 6).astype(np.float32)
+    hm[0, 1, 5:9, 5:9] = 1.0
+    hm[1] = 1.0
+    got, want = aldd(hm), aldd(hm.astype(np.float64))
+    assert np.all(np.isfinite(got)) and np.allclose(got, want, atol=1e-5)
+    assert got[1] == 0.0  # everywhere 1: the window agrees with itself
