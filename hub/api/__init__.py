@@ -14,6 +14,7 @@ from hub.api import (  # noqa: E402,F401  (routes register on import)
     iterations,
     jobs,
     labeling,
+    labeling_studio,
     mining,
     projects,
     versions,
