@@ -32,7 +32,9 @@ def _ctx():
 
 
 def _job_public(job: dict) -> dict:
-    return {k: v for k, v in job.items() if k not in ("owner", "handle")}
+    from hub.jobs.eta import eta_seconds
+
+    return {**{k: v for k, v in job.items() if k not in ("owner", "handle")}, "eta_s": eta_seconds(job)}
 
 
 @bp.get("/jobs")

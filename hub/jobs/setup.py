@@ -9,7 +9,7 @@ from hub.jobs.kinds import JobContext
 from hub.jobs.runner import Runner
 
 #: modules that register job kinds (``hub.jobs.kinds.register``) when imported
-KIND_MODULES = ["hub.training", "hub.conversions", "hub.diagnosis", "hub.analysis", "hub.datasets.background"]
+KIND_MODULES = ["hub.training", "hub.mining", "hub.conversions", "hub.diagnosis", "hub.analysis", "hub.datasets.background"]
 
 
 def load_kinds() -> None:

@@ -76,6 +76,13 @@ var ymirTraining = (function () {
     chart.update();
   }
 
+  function duration(s) {
+    s = Math.round(s);
+    if (s < 60) return s + " s";
+    if (s < 3600) return Math.floor(s / 60) + " min " + (s % 60) + " s";
+    return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
+  }
+
   function jobPage(card, canvas, history) {
     var chart = historyChart(canvas, history);
     if (!card || (card.dataset.state !== "queued" && card.dataset.state !== "running")) return;
@@ -83,6 +90,10 @@ var ymirTraining = (function () {
     function tick() {
       getJSON("/api/v1/jobs/" + id).then(function (j) {
         document.getElementById("job-progress").value = j.progress || 0;
+        var pct = document.getElementById("job-percent");
+        if (pct) pct.textContent = Math.round(100 * (j.progress || 0)) + "%";
+        var eta = document.getElementById("job-eta");
+        if (eta) eta.textContent = j.eta_s == null ? "" : "· about " + duration(j.eta_s) + " left";
         document.getElementById("job-state").textContent = j.state;
         document.getElementById("job-message").textContent = j.message || "";
         if (j.state !== "queued" && j.state !== "running") { window.location.reload(); return; }

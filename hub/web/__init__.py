@@ -49,6 +49,17 @@ def _nav_context() -> dict:
     return {"top_nav": TOP_NAV, "project_sections": PROJECT_SECTIONS}
 
 
+@bp.app_template_filter("duration")
+def _format_duration(seconds) -> str:
+    """Seconds as ``42 s`` / ``3 min 5 s`` / ``1 h 2 min``."""
+    s = int(round(float(seconds or 0)))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {(s % 3600) // 60} min"
+
+
 @bp.app_template_filter("ts")
 def _format_ts(value) -> str:
     """Unix time as ``YYYY-MM-DD HH:MM`` UTC (``–`` for none)."""

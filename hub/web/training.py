@@ -187,7 +187,10 @@ def job_page(job_id: str):
     job = jobs_store.get_job(database(), job_id)
     p = project_store.get_project(database(), job["project_id"]) if job["project_id"] else None
     model = models_store.model_for_job(database(), job_id)
-    return render_template("job.html", project=p, section="models" if job["kind"] == "train" else None, job=job,
+    from hub.jobs.eta import eta_seconds
+
+    section = {"train": "models", "mining": "mining", "mining_prepare": "mining"}.get(job["kind"])
+    return render_template("job.html", project=p, section=section, job=job, eta_s=eta_seconds(job),
                            model=model, params_json=json.dumps(job["params"], indent=1),
                            monitor_json=json.dumps(jobs_store.monitor_history(database(), job_id)),
                            history_json=json.dumps(training_history(database(), Path(state().settings.home), job)))
