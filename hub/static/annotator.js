@@ -37,6 +37,7 @@ var ymirAnnotator = (function () {
     this.dirty = false;
     this.markedEmpty = false;
     this.saveTimer = null;
+    this.saveDelay = SAVE_DELAY;
     this.saving = Promise.resolve();
     this.drag = null;
     this.spaceDown = false;
@@ -212,7 +213,7 @@ var ymirAnnotator = (function () {
     this.draw();
     this.status("unsaved", "dirty");
     clearTimeout(this.saveTimer);
-    this.saveTimer = setTimeout(function () { self.flush(); }, SAVE_DELAY);
+    this.saveTimer = setTimeout(function () { self.flush(); }, this.saveDelay);
   };
 
   /** Save now if anything changed; resolves once every save so far has landed. */

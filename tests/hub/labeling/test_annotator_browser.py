@@ -128,6 +128,11 @@ def test_draw_class_resize_reload_no_objects_finish(page, hub_server, api, tmp_p
     assert gt[0]["tags"].get("source") == "human"
     assert second in by_sha1 and not [b for b in by_sha1[second]["boxes"] if b["kind"] == "gt"]
 
+    # a finished task's page still shows its images, read only
+    page.goto(f"{hub_server}/labeling/tasks/{task_id}")
+    page.wait_for_function("() => document.getElementById('annotator').dataset.sha1")
+    assert page.locator("#finish").count() == 0 and page.is_disabled("#no-objects")
+
 
 def test_accept_one_pre_annotation_and_reject_another(page, hub_server, api, tmp_path):
     setup_project(api, name="pre", classes=("cat", "dog"))
@@ -218,3 +223,20 @@ def test_keyboard_only_and_zoomed_drawing(page, hub_server, api, tmp_path):
     page.wait_for_function(f"() => document.getElementById('annotator').dataset.sha1 !== '{sha1}'")
     page.keyboard.press("ArrowLeft")
     page.wait_for_function(f"() => document.getElementById('annotator').dataset.sha1 === '{sha1}'")
+
+
+def test_closing_the_tab_loses_no_label(page, hub_server, api, tmp_path):
+    setup_project(api, name="close", classes=("cat",))
+    version = upload(api, make_zip(tmp_path / "c.zip", {"c1": []}), project="close", name="raw")
+    task_id = api.post("/api/v1/projects/close/labeling/tasks",
+                       json={"version_id": version["id"], "classes": ["cat"]}).get_json()["id"]
+    tab = page.context.new_page()
+    tab.goto(f"{hub_server}/labeling/tasks/{task_id}")
+    tab.wait_for_function("() => document.getElementById('annotator').dataset.sha1")
+    sha1 = tab.get_attribute("#annotator", "data-sha1")
+    tab.evaluate("() => { ymirAnnotator.current.saveDelay = 600000; }")   # only the tab closing saves
+    _drag(tab, (5, 5), (30, 25))
+    assert tab.get_attribute("#annotator", "data-save-state") == "dirty"
+    tab.close()
+    state = _wait_image(api, task_id, sha1, lambda s: s["boxes"])
+    assert len(state["boxes"]) == 1 and _near(state["boxes"][0], (5, 5, 30, 25)), state
