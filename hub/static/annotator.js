@@ -124,7 +124,7 @@ var ymirAnnotator = (function () {
         self.boxes = (info.boxes || []).map(function (b) {
           var source = b.source || (info.source === "prediction" ? "prediction" : "human");
           return { x1: b.x1, y1: b.y1, x2: b.x2, y2: b.y2, cls: b["class"], source: source,
-                   pending: !done && source === "prediction" };
+                   pending: !done && source === "prediction", confidence: b.confidence };
         });
         self.selected = -1;
         self.undoStack = [];
@@ -135,6 +135,11 @@ var ymirAnnotator = (function () {
         self.fit();
         self._updatePanel();
         self.status(done ? "done" : (info.source === "saved" ? "saved, not done" : "not saved yet"), "");
+        var lease = info.lease;
+        if (!self.readonly && !done && lease && lease.user_id !== self.cfg.userId) {
+          self.status("another labeler holds this image until " +
+                      new Date(lease.until * 1000).toLocaleTimeString() + ": changes would be refused", "error");
+        }
         var url = new URL(window.location.href);
         if (!self.readonly) { url.searchParams.set("image", info.sha1); window.history.replaceState(null, "", url); }
         self.root.dataset.sha1 = info.sha1;
@@ -159,6 +164,10 @@ var ymirAnnotator = (function () {
                        "Finish the task below when everyone is done.");
           self.status(self.info ? "last image" : "", "");
           return null;
+        }
+        if (self.info && r.sha1 === self.info.sha1) {
+          self.status("no other image left to label: this one is not done yet", "");
+          return self.info;
         }
         // a leased image goes at the end of the trail
         self.trail.list = self.trail.list.filter(function (s) { return s !== r.sha1; });
@@ -719,7 +728,8 @@ var ymirAnnotator = (function () {
       sw.style.background = self.colorOf(b.cls);
       li.appendChild(sw);
       var text = document.createElement("span");
-      text.textContent = b.cls + " · " + (b.pending ? "pre-annotation, undecided" : b.source) + " · " +
+      var conf = typeof b.confidence === "number" ? " " + b.confidence.toFixed(2) : "";
+      text.textContent = b.cls + " · " + (b.pending ? "pre-annotation" + conf + ", undecided" : b.source) + " · " +
         Math.round(b.x1) + "," + Math.round(b.y1) + " – " + Math.round(b.x2) + "," + Math.round(b.y2);
       li.appendChild(text);
       li.addEventListener("click", function () { self.select(i); });

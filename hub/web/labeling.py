@@ -87,7 +87,7 @@ def _guideline(task: dict) -> dict | None:
 def labeling_task(task_id: int):
     task = _tasks().get_task(database(), task_id)
     project = project_store.get_project(database(), task["project_id"])
-    config = {"taskId": task["id"], "classes": task["classes"], "state": task["state"],
+    config = {"taskId": task["id"], "classes": task["classes"], "state": task["state"], "userId": g.user["id"],
               "api": f"/api/v1/labeling/tasks/{task['id']}", "imageUrl": "/assets/{sha1}/image",
               "versionUrl": "/versions/{id}"}
     return render_template(

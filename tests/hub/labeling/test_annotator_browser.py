@@ -240,3 +240,39 @@ def test_closing_the_tab_loses_no_label(page, hub_server, api, tmp_path):
     tab.close()
     state = _wait_image(api, task_id, sha1, lambda s: s["boxes"])
     assert len(state["boxes"]) == 1 and _near(state["boxes"][0], (5, 5, 30, 25)), state
+
+
+def test_two_labelers_never_get_the_same_image(page, hub_server, api, workspace, tmp_path):
+    from hub import auth
+
+    auth.add_user(workspace.database, "bob", "bob-pass-123", "user")
+    setup_project(api, name="two", classes=("cat",))
+    version = upload(api, make_zip(tmp_path / "t.zip", {"t1": [], "t2": [], "t3": []}), project="two", name="raw")
+    task_id = api.post("/api/v1/projects/two/labeling/tasks",
+                       json={"version_id": version["id"], "classes": ["cat"], "assignees": ["admin", "bob"]}).get_json()["id"]
+    page.goto(f"{hub_server}/labeling/tasks/{task_id}")
+    page.wait_for_function("() => document.getElementById('annotator').dataset.sha1")
+    mine = page.get_attribute("#annotator", "data-sha1")
+
+    context = page.context.browser.new_context()
+    try:
+        bob = context.new_page()
+        bob.goto(f"{hub_server}/login")
+        bob.fill("input[name=username]", "bob")
+        bob.fill("input[name=password]", "bob-pass-123")
+        bob.click("button[type=submit]")
+        bob.wait_for_url(f"{hub_server}/projects")
+        bob.goto(f"{hub_server}/labeling/tasks/{task_id}")
+        bob.wait_for_function("() => document.getElementById('annotator').dataset.sha1")
+        assert bob.get_attribute("#annotator", "data-sha1") != mine
+        # following a link to the image admin holds: bob is told, and his save is refused
+        bob.goto(f"{hub_server}/labeling/tasks/{task_id}?image={mine}")
+        bob.wait_for_function(f"() => document.getElementById('annotator').dataset.sha1 === '{mine}'")
+        assert "another labeler holds this image" in bob.inner_text("#save-status")
+        bob.focus("#canvas")
+        bob.keyboard.press("b")
+        bob.wait_for_function("() => document.getElementById('annotator').dataset.saveState === 'error'")
+        assert "being labeled by another user" in bob.inner_text("#save-status")
+    finally:
+        context.close()
+    assert _image(api, task_id, mine)["boxes"] == []
