@@ -796,6 +796,24 @@ var ymirAnnotator = (function () {
     if (finish) finish.addEventListener("submit", function (ev) { ev.preventDefault(); self.finish(finish); });
     var cancel = document.getElementById("cancel-task");
     if (cancel) cancel.addEventListener("click", function () { self.cancelTask(); });
+    var sync = document.getElementById("sync");
+    if (sync) sync.addEventListener("click", function () { self.sync(sync); });
+  };
+
+  /** Pull the external backend's labels now; show its report and the image as it is after the pull. */
+  Annotator.prototype.sync = function (button) {
+    var self = this, out = document.getElementById("sync-report");
+    button.disabled = true;
+    return this.flush().then(function () { return self.api("POST", "/sync", {}); }).then(function (report) {
+      out.textContent = JSON.stringify(report, null, 2);
+      out.hidden = false;
+      self.refreshTask();
+      if (self.info) return self.show(self.info.sha1);
+      return null;
+    }).catch(function (e) {
+      out.textContent = "sync failed: " + e.message;
+      out.hidden = false;
+    }).then(function () { button.disabled = false; });
   };
 
   Annotator.prototype.finish = function (form) {

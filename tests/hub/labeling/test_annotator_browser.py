@@ -136,8 +136,9 @@ def test_draw_class_resize_reload_no_objects_finish(page, hub_server, api, tmp_p
 
 def test_accept_one_pre_annotation_and_reject_another(page, hub_server, api, tmp_path):
     setup_project(api, name="pre", classes=("cat", "dog"))
-    preds = {"p1": [("cat", 4.0, 4.0, 24.0, 20.0, 0.9), ("dog", 30.0, 10.0, 60.0, 40.0, 0.4)]}
-    version = upload(api, pred_zip(tmp_path / "pred.zip", {"p1": []}, preds), project="pre", name="mined")
+    boxes = [("cat", 4.0, 4.0, 24.0, 20.0, 0.9), ("dog", 30.0, 10.0, 60.0, 40.0, 0.4)]
+    preds = {"p1": boxes, "p2": boxes}
+    version = upload(api, pred_zip(tmp_path / "pred.zip", {"p1": [], "p2": []}, preds), project="pre", name="mined")
     r = api.post("/api/v1/projects/pre/labeling/tasks",
                  json={"version_id": version["id"], "classes": ["cat", "dog"], "pre_annotations": True})
     assert r.status_code == 201, r.get_json()
@@ -164,12 +165,22 @@ def test_accept_one_pre_annotation_and_reject_another(page, hub_server, api, tmp
     assert [(b["class"], b["source"]) for b in state["boxes"]] == [("cat", "prediction")]
     assert _near(state["boxes"][0], (4, 4, 24, 20), tol=0.01)
 
+    # the other image: all its pre-annotations at once
+    page.keyboard.press("n")
+    page.wait_for_function(f"() => document.getElementById('annotator').dataset.sha1 !== '{sha1}'")
+    other = page.get_attribute("#annotator", "data-sha1")
+    page.wait_for_selector("#box-list li.pending")
+    page.click("#accept-all")
+    _saved(page)
+    state = _wait_image(api, task_id, other, lambda s: s["state"] == "done")
+    assert [(b["class"], b["source"]) for b in state["boxes"]] == [("cat", "prediction"), ("dog", "prediction")]
+
     page.click("#finish")
     page.wait_for_url("**/versions/*")
     task = api.get(f"/api/v1/labeling/tasks/{task_id}").get_json()
     assets = api.get(f"/api/v1/versions/{task['result_version_id']}/assets").get_json()["assets"]
-    gt = [b for b in assets[0]["boxes"] if b["kind"] == "gt"]
-    assert [(b["class"], b["tags"].get("source")) for b in gt] == [("cat", "prediction")]
+    gt = {a["sha1"]: [(b["class"], b["tags"].get("source")) for b in a["boxes"] if b["kind"] == "gt"] for a in assets}
+    assert gt == {sha1: [("cat", "prediction")], other: [("cat", "prediction"), ("dog", "prediction")]}
 
 
 def test_keyboard_only_and_zoomed_drawing(page, hub_server, api, tmp_path):
@@ -212,6 +223,16 @@ def test_keyboard_only_and_zoomed_drawing(page, hub_server, api, tmp_path):
     page.mouse.wheel(0, -400)
     page.wait_for_function("() => !ymirAnnotator.current.view.fitted")
     assert abs(_client(page, 16, 12)[0] - cx) < 1 and abs(_client(page, 16, 12)[1] - cy) < 1
+    # space + drag pans the view and leaves the boxes alone
+    before = page.evaluate(boxes)
+    ox = page.evaluate("() => ymirAnnotator.current.view.ox")
+    page.keyboard.down(" ")
+    page.mouse.down()
+    page.mouse.move(cx + 60, cy + 20, steps=4)
+    page.mouse.up()
+    page.keyboard.up(" ")
+    assert abs(page.evaluate("() => ymirAnnotator.current.view.ox") - ox - 60) < 1
+    assert page.evaluate(boxes) == before
     page.keyboard.press("Delete")      # the selected box
     _drag(page, (12, 10), (20, 16))
     _saved(page)
