@@ -10,12 +10,13 @@ into a new ready version (operation ``label``) whose GT boxes carry their source
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
 from detkit.errors import BadInput, Conflict, NotFound
 from hub.db import Database
+from hub.labeling import checks
+from hub.labeling.backends import get_backend
 from hub.store import classes as classes_store
 from hub.store import datasets as datasets_store
 from hub.store import labeling as store
@@ -24,24 +25,9 @@ from hub.store import users as users_store
 from hub.store.workspace import Workspace
 
 STATES = ("open", "in_progress", "done", "cancelled")
-BACKENDS = ("builtin", "label_studio")
 LEASE_TTL = 300.0
 MAX_GUIDELINE = 10 * 1024 * 1024
 GUIDELINE_TYPES = (".pdf", ".md", ".markdown", ".txt")
-
-
-def _backend(key: str):
-    """The backend module's object (``open``/``sync``/``close``), or None for the built-in annotator."""
-    if key not in BACKENDS:
-        raise BadInput(f"labeling backend {key!r}: choose one of {', '.join(BACKENDS)}")
-    if key == "builtin":
-        return None
-    try:
-        from hub.labeling.label_studio import BACKEND
-    except ImportError:
-        raise BadInput("labeling backend label_studio is not available in this hub (hub.labeling.label_studio is "
-                       "missing): use the built-in annotator") from None
-    return BACKEND
 
 
 def create_task(ws: Workspace, *, version_id: int, classes=None, name: str = "", assignees=(),
@@ -66,17 +52,17 @@ def create_task(ws: Workspace, *, version_id: int, classes=None, name: str = "",
         except NotFound:
             raise BadInput(f"labeling task: assignee {a!r} is not a hub user") from None
         user_ids.append(user["id"])
-    impl = _backend(backend)
+    impl = get_backend(backend)
     task_id = store.create_task(ws.database, project_id=version["project_id"], version_id=version_id,
                                 name=name or f"label {version.get('group_name', '')} v{version.get('number', '')}",
                                 classes=names, backend=backend, pre_annotations=pre_annotations,
                                 assignee_ids=user_ids, created_by=created_by)
-    if impl is not None:
-        try:
-            extra = impl.open(ws, get_task(ws.database, task_id)) or {}
-        except Exception:
-            store.update_task(ws.database, task_id, state="cancelled", finished_at=time.time())
-            raise
+    try:
+        extra = impl.open(ws, get_task(ws.database, task_id)) or {}
+    except Exception:
+        store.update_task(ws.database, task_id, state="cancelled", finished_at=time.time())
+        raise
+    if extra:
         store.update_task(ws.database, task_id, backend_state=extra)
     return get_task(ws.database, task_id)
 
@@ -125,38 +111,6 @@ def lease_next(ws: Workspace, task_id: int, user_id: int, *, after: str | None =
     return store.lease_next(ws.database, task_id, user_id, after, ttl)
 
 
-def check_boxes(task: dict, boxes, width: int, height: int, where: str) -> list[dict]:
-    """Boxes as stored (pixels, clipped to the image); BadInput naming the box for anything else."""
-    if not isinstance(boxes, list):
-        raise BadInput(f"{where}: boxes must be a list")
-    names = {c: c for c in task["classes"]}
-    out = []
-    for i, b in enumerate(boxes):
-        if not isinstance(b, dict):
-            raise BadInput(f"{where}: box {i} is not an object")
-        try:
-            x1, y1, x2, y2 = (float(b[k]) for k in ("x1", "y1", "x2", "y2"))
-        except (KeyError, TypeError, ValueError):
-            raise BadInput(f"{where}: box {i} needs numbers x1, y1, x2, y2") from None
-        if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
-            raise BadInput(f"{where}: box {i} has a coordinate that is not finite")
-        raw = str(b.get("class", ""))
-        try:
-            cls = classes_store.normalize(raw)
-        except BadInput:
-            cls = ""
-        if cls not in names:
-            raise BadInput(f"{where}: box {i} has class {raw!r}, not one of the task's classes "
-                           f"({', '.join(task['classes'])})")
-        x1, x2 = sorted((max(0.0, min(x1, width)), max(0.0, min(x2, width))))
-        y1, y2 = sorted((max(0.0, min(y1, height)), max(0.0, min(y2, height))))
-        if x2 - x1 < 1e-6 or y2 - y1 < 1e-6:
-            raise BadInput(f"{where}: box {i} ({raw}) has zero size inside the {width}x{height} image")
-        source = b.get("source") if b.get("source") in ("human", "prediction") else "human"
-        out.append({"x1": x1, "y1": y1, "x2": x2, "y2": y2, "class": names[cls], "source": source})
-    return out
-
-
 def _writable(task: dict) -> None:
     if task["state"] in ("done", "cancelled"):
         raise Conflict(f"labeling task {task['id']} is {task['state']}: its labels can no longer change")
@@ -164,6 +118,7 @@ def _writable(task: dict) -> None:
 
 def save_labels(ws: Workspace, task_id: int, sha1: str, boxes, *, user_id: int | None = None,
                 done: bool = True) -> dict:
+    """Save one image's boxes (strict: a bad box is refused with its number and nothing is stored)."""
     task = store.get_task(ws.database, task_id)
     _writable(task)
     row = store.task_image(ws.database, task_id, sha1)
@@ -171,86 +126,117 @@ def save_labels(ws: Workspace, task_id: int, sha1: str, boxes, *, user_id: int |
             and (row["lease_until"] or 0) > time.time()):
         raise Conflict(f"image {sha1} is being labeled by another user (lease until "
                        f"{time.strftime('%H:%M:%S', time.gmtime(row['lease_until']))} UTC)")
-    clean = check_boxes(task, boxes, row["width"], row["height"], f"image {sha1}")
+    clean = checks.check_boxes(task["classes"], boxes, row["width"], row["height"], f"image {sha1}")
     store.save_image(ws.database, task_id, sha1, clean, bool(done), user_id)
     return image_state(ws.database, task_id, sha1)
 
 
 def apply_imported(ws: Workspace, task_id: int, labels: dict[str, list], *, source: str = "import",
                    user_id: int | None = None) -> dict:
-    """Save many images' labels at once (file imports, Label Studio syncs): every box checked first; a bad box
-    is dropped with a line in the report; nothing is saved when an image is unknown to the task."""
+    """Save many images' labels as done at once (file imports, Label Studio syncs), all or nothing.
+
+    Boxes are checked leniently: one sticking out of its image is clipped, one of an unknown class or of zero size
+    is dropped, each with a line in the report (``problems``, and per image in ``files``). Images that are not in
+    the task are skipped and reported; when none of them is (an export of another task) nothing is saved and
+    BadInput says so.
+    """
     task = store.get_task(ws.database, task_id)
     _writable(task)
-    report = {"source": source, "images": 0, "boxes": 0, "problems": []}
+    if not isinstance(labels, dict):
+        raise BadInput(f"{source}: expected labels by image sha1")
+    report: dict = {"source": source, "images": 0, "boxes": 0, "skipped_images": [], "problems": [], "files": []}
     clean: dict[str, list[dict]] = {}
     for sha1, boxes in labels.items():
-        row = store.task_image(ws.database, task_id, sha1)  # NotFound: an image of another task
-        kept = []
-        for i, b in enumerate(boxes):
-            try:
-                kept += check_boxes(task, [b], row["width"], row["height"], f"image {sha1} box {i}")
-            except BadInput as exc:
-                report["problems"].append(exc.message)
-        clean[sha1] = kept
+        try:
+            row = store.task_image(ws.database, task_id, str(sha1))
+        except NotFound:
+            report["skipped_images"].append(sha1)
+            report["problems"].append(f"image {sha1}: not in labeling task {task_id}, skipped")
+            continue
+        kept, problems = checks.clean_boxes(task["classes"], boxes, row["width"], row["height"], f"image {sha1}")
+        clean[row["sha1"]] = kept
+        report["files"].append({"sha1": row["sha1"], "filename": row["filename"], "boxes": len(kept),
+                                "problems": problems})
+        report["problems"] += problems
         report["images"] += 1
         report["boxes"] += len(kept)
+    if labels and not clean:
+        raise BadInput(f"{source}: none of its {len(labels)} image(s) is in labeling task {task_id} "
+                       "(is it the export of another task?); nothing was saved")
     store.save_many(ws.database, task_id, clean, user_id)
     return report
 
 
-def finish_task(ws: Workspace, task_id: int, *, user_id: int | None = None, name: str | None = None,
-                accept_predictions: bool = False) -> dict:
-    """A new ready version (operation ``label``) of the task's images, GT = their labels; the task is done."""
-    task = store.get_task(ws.database, task_id)
-    _writable(task)
-    impl = _backend(task["backend"])
-    if impl is not None:
-        impl.sync(ws, task)  # a failed pull raises before anything changes
-    images = task_images(ws.database, task_id)
+def _labeled_rows(ws: Workspace, images: list[dict], accept_predictions: bool) -> tuple[list[tuple], dict]:
+    """The GT rows of the labeled version and counts of the images left without labels."""
     ids = classes_store.ids_by_main_name(ws.database)
-    rows, unlabeled = [], 0
+    rows, unlabeled, pending, accepted = [], [], 0, 0
     for img in images:
-        if img["source"] != "saved" and not (accept_predictions and img["source"] == "prediction"):
-            unlabeled += img["state"] != "done"
+        if img["source"] == "saved":
+            pending += img["state"] != "done"
+        elif accept_predictions and img["source"] == "prediction":
+            accepted += 1
+        else:
+            unlabeled.append(img["sha1"])
             continue
         for b in img["boxes"]:
             rows.append((img["sha1"], ids[b["class"]], b["x1"], b["y1"], b["x2"], b["y2"],
-                         json.dumps({"source": b.get("source") or "human"})))
+                         json.dumps({"source": b.get("source") if b.get("source") in checks.SOURCES else "human"})))
+    return rows, {"unlabeled_images": len(unlabeled), "unlabeled_sha1s": unlabeled[:100],
+                  "saved_not_done_images": pending, "accepted_prediction_images": accepted}
+
+
+def finish_task(ws: Workspace, task_id: int, *, user_id: int | None = None, name: str | None = None,
+                accept_predictions: bool = False) -> dict:
+    """A new ready version (operation ``label``) of the task's images, GT = their labels; the task is done.
+
+    An external backend is synced first (a failed pull raises before anything changes). Images never saved keep
+    no GT unless ``accept_predictions`` (then their pre-annotations become GT with ``source: prediction``); the
+    version's report counts them.
+    """
+    task = store.get_task(ws.database, task_id)
+    _writable(task)
+    impl = get_backend(task["backend"])
+    sync_report = impl.sync(ws, task) if task["backend"] != "builtin" else None
+    images = task_images(ws.database, task_id)
+    rows, counts = _labeled_rows(ws, images, accept_predictions)
     src = datasets_store.get_version(ws.database, task["version_id"])
-    group = (datasets_store.get_or_create_group(ws.database, task["project_id"], name)["id"] if name
-             else src["group_id"])
-    report = {"operation": "label", "task_id": task_id, "images": len(images), "gt_boxes": len(rows),
-              "unlabeled_images": unlabeled, "accept_predictions": bool(accept_predictions)}
+    group = (datasets_store.get_or_create_group(ws.database, task["project_id"], name)["id"]
+             if name and name.strip() else src["group_id"])
+    report = {"operation": "label", "task_id": task_id, "backend": task["backend"], "images": len(images),
+              "gt_boxes": len(rows), "accept_predictions": bool(accept_predictions), **counts, "skipped": []}
+    if sync_report is not None:
+        report["sync"] = {k: sync_report.get(k) for k in ("images", "boxes") if k in sync_report}
     version = datasets_store.create_version(
         ws.database, group, source={"kind": "label", "task_id": task_id, "backend": task["backend"]},
         operation="label", parent_ids=[task["version_id"]], note=f"labels of task {task_id} ({task['name']})",
         created_by=user_id)
-    with ws.database.write() as db:
-        store.fill_labeled_version(db, version["id"], task["version_id"], rows, report)
+    try:
+        with ws.database.write() as db:
+            store.fill_labeled_version(db, version["id"], task["version_id"], rows, report)
+    except Exception as exc:
+        datasets_store.fail_version(ws.database, version["id"], f"labeling task {task_id}: {exc}")
+        raise
     store.update_task(ws.database, task_id, state="done", result_version_id=version["id"], finished_at=time.time())
-    if impl is not None:
-        impl.close(ws, task)
+    impl.close(ws, store.get_task(ws.database, task_id))
     return get_task(ws.database, task_id)
 
 
 def cancel_task(ws: Workspace, task_id: int, *, user_id: int | None = None) -> dict:
+    """Cancel a task: no version is made, its saved labels stay readable in the task."""
     task = store.get_task(ws.database, task_id)
     _writable(task)
     store.update_task(ws.database, task_id, state="cancelled", finished_at=time.time())
-    impl = _backend(task["backend"])
-    if impl is not None:
-        impl.close(ws, task)
+    get_backend(task["backend"]).close(ws, store.get_task(ws.database, task_id))
     return get_task(ws.database, task_id)
 
 
 def sync_task(ws: Workspace, task_id: int) -> dict:
+    """Pull an external backend's labels into the task (the built-in annotator: a report that nothing came)."""
     task = store.get_task(ws.database, task_id)
-    impl = _backend(task["backend"])
-    if impl is None:
-        return {"backend": "builtin", "images": 0, "boxes": 0, "problems": [],
-                "note": "the built-in annotator saves as you go: nothing to pull"}
-    _writable(task)
+    impl = get_backend(task["backend"])
+    if task["backend"] != "builtin":
+        _writable(task)
     return impl.sync(ws, task)
 
 
