@@ -243,7 +243,14 @@
     var button = form.querySelector("button");
     button.disabled = true;
     this.status("finishing…", "saving");
-    return this.flush().then(function () {
+    var asked = false;
+    return this.flush().then(function () { return self.api("GET", ""); }).then(function (t) {
+      var left = (t.images_total || 0) - (t.images_done || 0);
+      if (left > 0 && !window.confirm(left + " of " + t.images_total + " images are not done: they get no ground " +
+          "truth" + (body.accept_predictions ? " but their untouched pre-annotations" : "") + ". Finish anyway?")) {
+        asked = true;
+        throw new Error("not yet");
+      }
       return self.api("POST", "/finish", body);
     }).then(function (task) {
       self.readonly = true;
@@ -254,7 +261,8 @@
       }
     }).catch(function (e) {
       button.disabled = false;
-      self.status("not finished: " + e.message, "error");
+      if (asked) self.status("", "");
+      else self.status("not finished: " + e.message, "error");
     });
   };
 

@@ -24,7 +24,14 @@ def page(chromium_page, hub_server):
     chromium_page.fill("input[name=password]", ADMIN_PASSWORD)
     chromium_page.click("button[type=submit]")
     chromium_page.wait_for_url(f"{hub_server}/projects")
-    chromium_page.js_errors = errors
+    dialogs: list[str] = []
+
+    def answer(dialog):   # "finish with images not done?" and the like: yes
+        dialogs.append(dialog.message)
+        dialog.accept()
+
+    chromium_page.on("dialog", answer)
+    chromium_page.dialogs = dialogs
     yield chromium_page
     assert not errors, errors
 
@@ -118,6 +125,7 @@ def test_draw_class_resize_reload_no_objects_finish(page, hub_server, api, tmp_p
     page.fill("#finish-name", "labeled")
     page.click("#finish")
     page.wait_for_url("**/versions/*")
+    assert page.dialogs == ["1 of 3 images are not done: they get no ground truth. Finish anyway?"]
     task = api.get(f"/api/v1/labeling/tasks/{task_id}").get_json()
     assert task["state"] == "done" and task["result_version_id"]
     assert page.url.endswith(f"/versions/{task['result_version_id']}")
