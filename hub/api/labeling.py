@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
+
 from flask import g, jsonify, request, send_file
 
-from detkit.errors import BadInput
+from detkit.errors import BadInput, NotFound
 from hub.api import bp
 from hub.api.util import body, database, get_field, query_int, state, str_list
 from hub.labeling import tasks
@@ -98,11 +100,37 @@ def upload_guideline(task_id: int):
 
 @bp.get("/labeling/tasks/<int:task_id>/guideline")
 def get_guideline(task_id: int):
-    from detkit.errors import NotFound
-
     path = tasks.guideline_path(state().workspace, task_id)
     if path is None:
         raise NotFound(f"labeling task {task_id} has no guideline")
     name = tasks.get_task(database(), task_id)["guideline"]
     mime = "application/pdf" if path.suffix == ".pdf" else "text/markdown; charset=utf-8"
     return send_file(path, mimetype=mime, download_name=name)
+
+
+@bp.get("/labeling/tasks/<int:task_id>/export")
+def export_labeling_task(task_id: int):
+    from hub.labeling import files
+
+    fmt = request.args.get("format", "ls")
+    if fmt not in files.FORMATS:
+        raise BadInput(f"query parameter 'format' {fmt!r}: expected one of {', '.join(files.FORMATS)}")
+    task = tasks.get_task(database(), task_id)
+    settings = state().settings
+    settings.exports_dir.mkdir(parents=True, exist_ok=True)
+    out = settings.exports_dir / f"task{task_id}-{secrets.token_hex(6)}{files.FORMATS[fmt]}"
+    path = files.export_task(state().workspace, task_id, fmt, out)
+    handle = open(path, "rb")  # noqa: SIM115 - send_file closes it
+    path.unlink()  # POSIX keeps the open file readable: nothing is left behind
+    return send_file(handle, as_attachment=True, download_name=files.export_name(task, fmt))
+
+
+@bp.post("/labeling/tasks/<int:task_id>/import")
+def import_labeling_file(task_id: int):
+    from hub.labeling import files
+
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise BadInput("import: send Label Studio's JSON export as multipart field 'file'")
+    return jsonify(files.import_label_studio(state().workspace, task_id, upload.read(), filename=upload.filename,
+                                             user_id=g.user["id"]))

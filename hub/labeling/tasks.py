@@ -75,16 +75,29 @@ def list_tasks(database: Database, project_id: int | None = None, states=None) -
     return [store.get_task(database, i) for i in store.list_task_ids(database, project_id, states)]
 
 
+def pre_annotations(database: Database, task: dict, sha1s: list[str]) -> dict[str, list[dict]]:
+    """The pre-annotations of some images: the source version's predictions of the task's classes (none when
+    the task was made without pre-annotations)."""
+    if not task["pre_annotations"] or not sha1s:
+        return {}
+    wanted = set(task["classes"])
+    preds = store.pred_boxes(database, task["version_id"], sha1s)
+    return {s: kept for s, boxes in preds.items() if (kept := [b for b in boxes if b["class"] in wanted])}
+
+
+def raw_images(database: Database, task_id: int) -> list[dict]:
+    """The task's image rows as stored: ``saved`` holds the saved boxes, None when never saved."""
+    return store.task_images(database, task_id)
+
+
 def _with_labels(database: Database, task: dict, rows: list[dict]) -> list[dict]:
     """Each image with its current boxes: saved ones, else the version's predictions (pre-annotations)."""
-    never = [r["sha1"] for r in rows if r["saved"] is None]
-    preds = store.pred_boxes(database, task["version_id"], never) if task["pre_annotations"] and never else {}
-    wanted = set(task["classes"])
+    preds = pre_annotations(database, task, [r["sha1"] for r in rows if r["saved"] is None])
     for r in rows:
         if r["saved"] is not None:
             r["boxes"], r["source"] = r["saved"], "saved"
         else:
-            r["boxes"] = [b for b in preds.get(r["sha1"], []) if b["class"] in wanted]
+            r["boxes"] = preds.get(r["sha1"], [])
             r["source"] = "prediction" if r["boxes"] else "none"
         del r["saved"]
     return rows

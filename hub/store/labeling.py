@@ -73,16 +73,18 @@ def update_task(database: Database, task_id: int, **fields) -> None:
 
 
 def _image(row) -> dict:
-    sha1, state, boxes, updated_by, updated_at, lease_user, lease_until, width, height, filename, tags = row
+    (sha1, state, boxes, updated_by, updated_at, lease_user, lease_until, width, height, filename, tags,
+     fmt, quality) = row
     return {"sha1": sha1, "state": state, "saved": json.loads(boxes) if boxes is not None else None,
             "updated_by": updated_by, "updated_at": updated_at, "lease_user_id": lease_user,
             "lease_until": lease_until, "width": width, "height": height, "filename": filename,
-            "tags": json.loads(tags or "{}")}
+            "tags": json.loads(tags or "{}"), "format": fmt, "image_quality": quality}
 
 
 _IMAGE_SQL = (
     "SELECT li.asset_sha1, li.state, li.boxes, li.updated_by, li.updated_at, li.lease_user_id, li.lease_until, "
-    "s.width, s.height, va.filename, va.tags FROM labeling_images li JOIN labeling_tasks t ON t.id = li.task_id "
+    "s.width, s.height, va.filename, va.tags, s.format, coalesce(va.image_quality, s.image_quality) "
+    "FROM labeling_images li JOIN labeling_tasks t ON t.id = li.task_id "
     "JOIN assets s ON s.sha1 = li.asset_sha1 "
     "JOIN version_assets va ON va.version_id = t.version_id AND va.asset_sha1 = li.asset_sha1 WHERE li.task_id = ?"
 )
