@@ -1,4 +1,4 @@
-"""``ymir-hub label create | show | finish | cancel | sync``: labeling tasks from the command line."""
+"""``ymir-hub label create | show | export | import | sync | finish | cancel``: labeling tasks from the command line."""
 
 from __future__ import annotations
 
@@ -90,8 +90,48 @@ def sync(cli: CliContext, task_id, as_json):
     """Pull the labels of an external backend's task (nothing to do for the built-in annotator)."""
     from hub.labeling import tasks
 
-    emit(tasks.sync_task(cli.workspace, task_id), as_json,
-         lambda d: d.get("note") or f"{d['images']} images, {d['boxes']} boxes; {len(d['problems'])} problems")
+    emit(tasks.sync_task(cli.workspace, task_id), as_json, lambda d: d.get("note") or _report_text(d))
+
+
+def _report_text(r: dict) -> str:
+    lines = [f"{r.get('images', 0)} image(s), {r.get('boxes', 0)} box(es) saved"]
+    for key, what in (("skipped_images", "not in the task, skipped"), ("unannotated_images", "without annotation"),
+                      ("duplicate_images", "listed twice")):
+        if r.get(key):
+            lines.append(f"{len(r[key])} image(s) {what}")
+    lines += [f"  {p}" for p in r.get("problems", [])]
+    return "\n".join(lines)
+
+
+@label.command("export")
+@click.argument("task_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["ls", "voc", "coco"]), default="ls", show_default=True,
+              help="ls: Label Studio JSON (with pre-annotations), voc: VOC zip, coco: COCO JSON.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="File to write.")
+@json_option
+@pass_cli
+def export(cli: CliContext, task_id, fmt, out, as_json):
+    """Write a task's labels (and pre-annotations) to a file."""
+    from hub.labeling import files
+
+    path = files.export_task(cli.workspace, task_id, fmt, out)
+    emit({"task_id": task_id, "format": fmt, "out": str(path)}, as_json, f"wrote {path}")
+
+
+@label.command("import")
+@click.argument("task_id", type=int)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@json_option
+@pass_cli
+def import_(cli: CliContext, task_id, file, as_json):
+    """Import Label Studio's JSON export into a task (matched by data.ymir_sha1), with a report."""
+    from pathlib import Path
+
+    from hub.labeling import files
+
+    path = Path(file)
+    emit(files.import_label_studio(cli.workspace, task_id, path.read_bytes(), filename=path.name), as_json,
+         _report_text)
 
 
 COMMANDS: list = [label]
