@@ -140,7 +140,8 @@ def save_labels(ws: Workspace, task_id: int, sha1: str, boxes, *, user_id: int |
         raise Conflict(f"image {sha1} is being labeled by another user (lease until "
                        f"{time.strftime('%H:%M:%S', time.gmtime(row['lease_until']))} UTC)")
     clean = checks.check_boxes(task["classes"], boxes, row["width"], row["height"], f"image {sha1}")
-    store.save_image(ws.database, task_id, sha1, clean, bool(done), user_id)
+    if not store.save_image(ws.database, task_id, sha1, clean, bool(done), user_id):
+        _writable(store.get_task(ws.database, task_id))  # finished or cancelled meanwhile
     return image_state(ws.database, task_id, sha1)
 
 
@@ -176,7 +177,8 @@ def apply_imported(ws: Workspace, task_id: int, labels: dict[str, list], *, sour
     if labels and not clean:
         raise BadInput(f"{source}: none of its {len(labels)} image(s) is in labeling task {task_id} "
                        "(is it the export of another task?); nothing was saved")
-    store.save_many(ws.database, task_id, clean, user_id)
+    if not store.save_many(ws.database, task_id, clean, user_id):
+        _writable(store.get_task(ws.database, task_id))
     return report
 
 
@@ -211,26 +213,30 @@ def finish_task(ws: Workspace, task_id: int, *, user_id: int | None = None, name
     _writable(task)
     impl = get_backend(task["backend"])
     sync_report = impl.sync(ws, task) if task["backend"] != "builtin" else None
-    images = task_images(ws.database, task_id)
-    rows, counts = _labeled_rows(ws, images, accept_predictions)
     src = datasets_store.get_version(ws.database, task["version_id"])
     group = (datasets_store.get_or_create_group(ws.database, task["project_id"], name)["id"]
              if name and name.strip() else src["group_id"])
-    report = {"operation": "label", "task_id": task_id, "backend": task["backend"], "images": len(images),
-              "gt_boxes": len(rows), "accept_predictions": bool(accept_predictions), **counts, "skipped": []}
-    if sync_report is not None:
-        report["sync"] = {k: sync_report.get(k) for k in ("images", "boxes") if k in sync_report}
     version = datasets_store.create_version(
         ws.database, group, source={"kind": "label", "task_id": task_id, "backend": task["backend"]},
         operation="label", parent_ids=[task["version_id"]], note=f"labels of task {task_id} ({task['name']})",
         created_by=user_id)
     try:
+        # labels read, version filled and task closed in one write: a save racing the finish is in or refused
         with ws.database.write() as db:
+            images = task_images(ws.database, task_id)
+            rows, counts = _labeled_rows(ws, images, accept_predictions)
+            report = {"operation": "label", "task_id": task_id, "backend": task["backend"], "images": len(images),
+                      "gt_boxes": len(rows), "accept_predictions": bool(accept_predictions), **counts,
+                      "skipped": []}
+            if sync_report is not None:
+                report["sync"] = {k: sync_report.get(k) for k in ("images", "boxes") if k in sync_report}
+            if not store.mark_done(db, task_id, version["id"]):
+                _writable(store.get_task(ws.database, task_id))
+                raise Conflict(f"labeling task {task_id} changed state while finishing")
             store.fill_labeled_version(db, version["id"], task["version_id"], rows, report)
     except Exception as exc:
         datasets_store.fail_version(ws.database, version["id"], f"labeling task {task_id}: {exc}")
         raise
-    store.update_task(ws.database, task_id, state="done", result_version_id=version["id"], finished_at=time.time())
     impl.close(ws, store.get_task(ws.database, task_id))
     return get_task(ws.database, task_id)
 

@@ -103,24 +103,43 @@ def task_image(database: Database, task_id: int, sha1: str) -> dict:
     return _image(row)
 
 
-def save_image(database: Database, task_id: int, sha1: str, boxes: list[dict], done: bool, user_id: int | None) -> None:
+_OPEN = "task_id IN (SELECT id FROM labeling_tasks WHERE id = ? AND state IN ('open', 'in_progress'))"
+
+
+def save_image(database: Database, task_id: int, sha1: str, boxes: list[dict], done: bool,
+               user_id: int | None) -> bool:
+    """Save one image's boxes; False (nothing written) when the task is no longer open."""
     with database.write() as db:
-        db.execute("UPDATE labeling_images SET boxes = ?, state = ?, updated_by = ?, updated_at = ? "
-                   "WHERE task_id = ? AND asset_sha1 = ?",
-                   [json.dumps(boxes), "done" if done else "pending", user_id, time.time(), task_id, sha1])
+        n = db.execute(f"UPDATE labeling_images SET boxes = ?, state = ?, updated_by = ?, updated_at = ? "
+                       f"WHERE task_id = ? AND asset_sha1 = ? AND {_OPEN}",
+                       [json.dumps(boxes), "done" if done else "pending", user_id, time.time(), task_id, sha1,
+                        task_id]).rowcount
         db.execute("UPDATE labeling_tasks SET state = 'in_progress' WHERE id = ? AND state = 'open'", [task_id])
+    return n == 1
 
 
-def save_many(database: Database, task_id: int, labels: dict[str, list[dict]], user_id: int | None) -> None:
-    """Save several images' labels as done in one transaction (imports and syncs: all or nothing)."""
+def save_many(database: Database, task_id: int, labels: dict[str, list[dict]], user_id: int | None) -> bool:
+    """Save several images' labels as done in one transaction (imports and syncs: all or nothing); False (nothing
+    written) when the task is no longer open."""
     now = time.time()
     with database.write() as db:
+        row = db.execute("SELECT state FROM labeling_tasks WHERE id = ?", [task_id]).fetchone()
+        if row is None or row[0] not in ("open", "in_progress"):
+            return False
         db.conn.executemany(
             "UPDATE labeling_images SET boxes = ?, state = 'done', updated_by = ?, updated_at = ? "
             "WHERE task_id = ? AND asset_sha1 = ?",
             [(json.dumps(b), user_id, now, task_id, s) for s, b in labels.items()])
         if labels:
             db.execute("UPDATE labeling_tasks SET state = 'in_progress' WHERE id = ? AND state = 'open'", [task_id])
+    return True
+
+
+def mark_done(db, task_id: int, version_id: int) -> bool:
+    """The task done with its labeled version, only from open / in progress. Call inside ``Database.write()``."""
+    return db.execute("UPDATE labeling_tasks SET state = 'done', result_version_id = ?, finished_at = ? "
+                      "WHERE id = ? AND state IN ('open', 'in_progress')",
+                      [version_id, time.time(), task_id]).rowcount == 1
 
 
 def lease_next(database: Database, task_id: int, user_id: int, after: str | None, ttl: float) -> str | None:

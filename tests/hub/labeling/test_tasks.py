@@ -228,3 +228,17 @@ def test_label_studio_backend_missing_is_a_clear_error(workspace, lab, monkeypat
         tasks.create_task(workspace, version_id=lab["version_id"], backend="label_studio")
     assert tasks.list_tasks(workspace.database) == []
     assert backends.availability()["builtin"] is None
+
+
+def test_a_save_racing_the_finish_is_refused(workspace, lab, task):
+    from hub.labeling import tasks
+    from hub.store import labeling as store
+
+    sha1 = lab["sha1"]["a"]
+    tasks.finish_task(workspace, task["id"])
+    # the store's own guard (the task checked open, then finished before the write)
+    assert store.save_image(workspace.database, task["id"], sha1, [], True, None) is False
+    assert store.save_many(workspace.database, task["id"], {sha1: []}, None) is False
+    assert tasks.image_state(workspace.database, task["id"], sha1)["source"] == "prediction"
+    with pytest.raises(Conflict):
+        tasks.apply_imported(workspace, task["id"], {sha1: []})
