@@ -98,3 +98,66 @@ def test_export_errors(api, labeled):
     r = api.get(f"/api/v1/labeling/tasks/{task['id']}/export?format=yolo")
     assert r.status_code == 400 and "yolo" in r.get_json()["error"]
     assert api.get("/api/v1/labeling/tasks/999/export?format=voc").status_code == 404
+
+
+def _ls_export(api, task_id) -> list:
+    pytest.importorskip("hub.labeling.ls_format", reason="hub/labeling/ls_format.py (Label Studio JSON) not here")
+    r = api.get(f"/api/v1/labeling/tasks/{task_id}/export?format=ls")
+    assert r.status_code == 200, r.data[:300]
+    return json.loads(r.data)
+
+
+def _import(api, task_id, doc, name="export.json"):
+    data = {"file": (io.BytesIO(json.dumps(doc).encode()), name)}
+    return api.post(f"/api/v1/labeling/tasks/{task_id}/import", data=data, content_type="multipart/form-data")
+
+
+def test_label_studio_json_round_trip(api, labeled):
+    lab, task = labeled
+    doc = _ls_export(api, task["id"])
+    by = {t["data"]["ymir_sha1"]: t for t in doc}
+    assert set(by) == set(lab["sha1"].values())
+    a, b = by[lab["sha1"]["a"]], by[lab["sha1"]["b"]]
+    assert a["data"]["image"].endswith(f"{lab['sha1']['a']}/image") or lab["sha1"]["a"] in a["data"]["image"]
+    pred = b["predictions"][0]["result"]
+    assert [r["value"]["rectanglelabels"] for r in pred] == [["square"]]
+    assert all(0 <= r["value"][k] <= 100 for r in pred for k in ("x", "y", "width", "height"))
+    assert "annotations" not in b or not b["annotations"]  # b was never saved
+
+    # Label Studio's export of that project, imported into a fresh task over the same version
+    fresh = create_task(api, "lab", lab["version_id"])
+    r = _import(api, fresh["id"], doc)
+    assert r.status_code == 200, r.get_json()
+    report = r.get_json()
+    assert report["images"] == len(LABELS) and report["boxes"] == 3, report
+    images = {i["sha1"]: i for i in api.get(f"/api/v1/labeling/tasks/{fresh['id']}/images").get_json()["images"]}
+    for stem, want in LABELS.items():
+        img = images[lab["sha1"][stem]]
+        assert img["state"] == "done" and img["source"] == "saved"
+        _close([(x["class"], x["x1"], x["y1"], x["x2"], x["y2"]) for x in img["boxes"]], want)
+    assert images[lab["sha1"]["b"]]["state"] == "pending"  # no annotation: left as it was
+
+
+def test_label_studio_import_reports_and_refuses(api, labeled):
+    lab, task = labeled
+    doc = _ls_export(api, task["id"])
+    a = next(t for t in doc if t["data"]["ymir_sha1"] == lab["sha1"]["a"])
+    result = a["annotations"][0]["result"]
+    bad_class = json.loads(json.dumps(result[0]))
+    bad_class["value"]["rectanglelabels"] = ["hexagon"]
+    a["annotations"][0]["result"] = [*result, bad_class]
+    fresh = create_task(api, "lab", lab["version_id"])
+    report = _import(api, fresh["id"], [a]).get_json()
+    assert report["images"] == 1 and report["boxes"] == 2, report
+    assert any("hexagon" in p for p in report["problems"]), report
+    assert report["files"][0]["sha1"] == lab["sha1"]["a"] and report["files"][0]["problems"]
+
+    # an export of another task's images: refused, nothing saved
+    other = json.loads(json.dumps(a))
+    other["data"]["ymir_sha1"] = "f" * 40
+    r = _import(api, fresh["id"], [other])
+    assert r.status_code == 400 and "another task" in r.get_json()["error"], r.get_json()
+    assert _import(api, fresh["id"], {"not": "a list"}).status_code == 400
+    r = api.post(f"/api/v1/labeling/tasks/{fresh['id']}/import",
+                 data={"file": (io.BytesIO(b"{broken"), "x.json")}, content_type="multipart/form-data")
+    assert r.status_code == 400 and "x.json" in r.get_json()["error"]
