@@ -362,6 +362,8 @@ var ymirAnnotator = (function () {
     if (finish) finish.addEventListener("submit", function (ev) { ev.preventDefault(); self.finish(finish); });
     var cancel = document.getElementById("cancel-task");
     if (cancel) cancel.addEventListener("click", function () { self.cancelTask(); });
+    var imp = document.getElementById("import-form");
+    if (imp) imp.addEventListener("submit", function (ev) { ev.preventDefault(); self.importFile(imp); });
     var sync = document.getElementById("sync");
     if (sync) sync.addEventListener("click", function () { self.sync(sync); });
   };

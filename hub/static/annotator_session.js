@@ -235,6 +235,25 @@
     }).then(function () { button.disabled = false; });
   };
 
+  /** Import a Label Studio JSON export (POST .../import, multipart); show the per-file report. */
+  Annotator.prototype.importFile = function (form) {
+    var self = this, out = document.getElementById("import-report"), input = form.querySelector("[name=file]");
+    if (!input.files.length) { out.textContent = "choose the JSON file first"; out.hidden = false; return null; }
+    var data = new FormData();
+    data.append("file", input.files[0]);
+    return this.flush().then(function () {
+      return self.api("POST", "/import", undefined, { body: data });
+    }).then(function (report) {
+      out.textContent = JSON.stringify(report, null, 2);
+      out.hidden = false;
+      self.refreshTask();
+      return self.info ? self.show(self.info.sha1) : null;
+    }).catch(function (e) {
+      out.textContent = "import failed: " + e.message;
+      out.hidden = false;
+    });
+  };
+
   Annotator.prototype.finish = function (form) {
     var self = this, body = {};
     var name = form.querySelector("[name=name]").value.trim();

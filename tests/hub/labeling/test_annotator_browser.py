@@ -305,3 +305,19 @@ def test_two_labelers_never_get_the_same_image(page, hub_server, api, workspace,
     finally:
         context.close()
     assert _image(api, task_id, mine)["boxes"] == []
+
+
+def test_import_form_shows_the_report_or_the_error(page, hub_server, api, tmp_path):
+    setup_project(api, name="imp", classes=("cat",))
+    version = upload(api, make_zip(tmp_path / "i.zip", {"i1": []}), project="imp", name="raw")
+    task_id = api.post("/api/v1/projects/imp/labeling/tasks",
+                       json={"version_id": version["id"], "classes": ["cat"]}).get_json()["id"]
+    page.goto(f"{hub_server}/labeling/tasks/{task_id}")
+    page.wait_for_function("() => document.getElementById('annotator').dataset.sha1")
+    bad = tmp_path / "not-an-export.json"
+    bad.write_text("this is not JSON")
+    page.set_input_files("#import-form input[name=file]", str(bad))
+    page.click("#import-button")
+    page.wait_for_selector("#import-report:not([hidden])")
+    assert page.inner_text("#import-report").startswith("import failed: ")
+    assert "CSRF" not in page.inner_text("#import-report")

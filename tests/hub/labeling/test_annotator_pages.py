@@ -52,6 +52,9 @@ def test_list_create_and_open_a_task(client, api, tmp_path):
     assert cfg["api"] == f"/api/v1/labeling/tasks/{task_id}"
     for fmt in ("ls", "voc", "coco"):
         assert f"/api/v1/labeling/tasks/{task_id}/export?format={fmt}" in page
+    for fmt in ("voc", "coco"):   # the links work with the page's session
+        r = client.get(f"/api/v1/labeling/tasks/{task_id}/export?format={fmt}")
+        assert r.status_code == 200 and r.headers["Content-Disposition"].startswith("attachment"), fmt
     assert 'id="finish"' in page and 'id="cancel-task"' in page and 'id="guideline"' not in page
 
 
