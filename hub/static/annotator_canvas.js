@@ -84,7 +84,8 @@
       return;
     }
     if (ev.button !== 0) return;
-    var h = this.hit(p);
+    // shift+drag always draws, so a box can be drawn inside another one
+    var h = ev.shiftKey && !this.readonly ? { box: -1, corner: -1 } : this.hit(p);
     var q = this.toImage(p.x, p.y);
     if (h.box >= 0) {
       this.select(h.box);

@@ -103,6 +103,13 @@ def test_draw_class_resize_reload_no_objects_finish(page, hub_server, api, tmp_p
 
     _drag(page, (40, 30), (50, 40))   # the bottom-right corner of the selected box
     _saved(page)
+    page.keyboard.down("Shift")       # shift+drag draws inside a box; then undo it
+    _drag(page, (20, 20), (30, 30))
+    page.keyboard.up("Shift")
+    assert page.locator("#box-list li").count() == 2
+    page.keyboard.press("Control+z")
+    _saved(page)
+    assert page.locator("#box-list li").count() == 1
     page.wait_for_function("() => document.getElementById('progress-text').textContent.startsWith('1 / 3')")
 
     page.reload()
