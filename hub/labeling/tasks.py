@@ -111,8 +111,13 @@ def task_images(database: Database, task_id: int, *, offset: int = 0, limit: int
 def image_state(database: Database, task_id: int, sha1: str) -> dict:
     task = store.get_task(database, task_id)
     row = _with_labels(database, task, [store.task_image(database, task_id, sha1)])[0]
-    row["lease"] = ({"user_id": row["lease_user_id"], "until": row["lease_until"]}
-                    if row["lease_user_id"] and (row["lease_until"] or 0) > time.time() else None)
+    row["lease"] = None
+    if row["lease_user_id"] and (row["lease_until"] or 0) > time.time():
+        try:
+            holder = users_store.get_user(database, row["lease_user_id"])["username"]
+        except NotFound:
+            holder = None
+        row["lease"] = {"user_id": row["lease_user_id"], "username": holder, "until": row["lease_until"]}
     return row
 
 
@@ -137,10 +142,11 @@ def save_labels(ws: Workspace, task_id: int, sha1: str, boxes, *, user_id: int |
     row = store.task_image(ws.database, task_id, sha1)
     if (row["lease_user_id"] and user_id is not None and row["lease_user_id"] != user_id
             and (row["lease_until"] or 0) > time.time()):
-        raise Conflict(f"image {sha1} is being labeled by another user (lease until "
-                       f"{time.strftime('%H:%M:%S', time.gmtime(row['lease_until']))} UTC)")
+        holder = image_state(ws.database, task_id, sha1)["lease"] or {}
+        raise Conflict(f"image {sha1} is being labeled by another user ({holder.get('username') or '?'}, lease "
+                       f"until {time.strftime('%H:%M:%S', time.gmtime(row['lease_until']))} UTC)")
     clean = checks.check_boxes(task["classes"], boxes, row["width"], row["height"], f"image {sha1}")
-    if not store.save_image(ws.database, task_id, sha1, clean, bool(done), user_id):
+    if not store.save_image(ws.database, task_id, sha1, clean, bool(done), user_id, lease_ttl=LEASE_TTL):
         _writable(store.get_task(ws.database, task_id))  # finished or cancelled meanwhile
     return image_state(ws.database, task_id, sha1)
 

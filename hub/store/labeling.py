@@ -107,13 +107,19 @@ _OPEN = "task_id IN (SELECT id FROM labeling_tasks WHERE id = ? AND state IN ('o
 
 
 def save_image(database: Database, task_id: int, sha1: str, boxes: list[dict], done: bool,
-               user_id: int | None) -> bool:
-    """Save one image's boxes; False (nothing written) when the task is no longer open."""
+               user_id: int | None, lease_ttl: float = 0) -> bool:
+    """Save one image's boxes; the saver's lease (if the image is free or theirs) lives ``lease_ttl`` more seconds.
+    False (nothing written) when the task is no longer open."""
+    now = time.time()
     with database.write() as db:
         n = db.execute(f"UPDATE labeling_images SET boxes = ?, state = ?, updated_by = ?, updated_at = ? "
                        f"WHERE task_id = ? AND asset_sha1 = ? AND {_OPEN}",
-                       [json.dumps(boxes), "done" if done else "pending", user_id, time.time(), task_id, sha1,
+                       [json.dumps(boxes), "done" if done else "pending", user_id, now, task_id, sha1,
                         task_id]).rowcount
+        if n and user_id is not None and lease_ttl > 0:
+            db.execute("UPDATE labeling_images SET lease_user_id = ?, lease_until = ? WHERE task_id = ? "
+                       "AND asset_sha1 = ? AND (lease_user_id IS NULL OR lease_user_id = ? OR lease_until < ?)",
+                       [user_id, now + lease_ttl, task_id, sha1, user_id, now])
         db.execute("UPDATE labeling_tasks SET state = 'in_progress' WHERE id = ? AND state = 'open'", [task_id])
     return n == 1
 

@@ -92,3 +92,4 @@ def test_the_session_cookie_needs_the_csrf_header(client, api, lab):
     r = client.put(url, json={"boxes": [], "done": True}, headers={"X-CSRF-Token": client.csrf})
     assert r.status_code == 200 and r.get_json()["state"] == "done"
     assert r.get_json()["updated_by"] == 1
+    assert r.get_json()["lease"]["username"] == "admin"  # saving holds (renews) the saver's lease
