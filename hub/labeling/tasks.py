@@ -48,7 +48,8 @@ def create_task(ws: Workspace, *, version_id: int, classes=None, name: str = "",
     user_ids = []
     for a in assignees or ():
         try:
-            user = users_store.get_user_by_name(ws.database, a) if isinstance(a, str) else {"id": int(a)}
+            user = (users_store.get_user_by_name(ws.database, a) if isinstance(a, str)
+                    else users_store.get_user(ws.database, int(a)))
         except NotFound:
             raise BadInput(f"labeling task: assignee {a!r} is not a hub user") from None
         user_ids.append(user["id"])
@@ -60,7 +61,7 @@ def create_task(ws: Workspace, *, version_id: int, classes=None, name: str = "",
     try:
         extra = impl.open(ws, get_task(ws.database, task_id)) or {}
     except Exception:
-        store.update_task(ws.database, task_id, state="cancelled", finished_at=time.time())
+        store.delete_task(ws.database, task_id)  # the backend refused: no half-made task is left behind
         raise
     if extra:
         store.update_task(ws.database, task_id, backend_state=extra)

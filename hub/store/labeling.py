@@ -72,6 +72,13 @@ def update_task(database: Database, task_id: int, **fields) -> None:
         db.execute(f"UPDATE labeling_tasks SET {sets} WHERE id = ?", [*fields.values(), task_id])
 
 
+def delete_task(database: Database, task_id: int) -> None:
+    with database.write() as db:
+        db.execute("DELETE FROM labeling_images WHERE task_id = ?", [task_id])
+        db.execute("DELETE FROM labeling_assignees WHERE task_id = ?", [task_id])
+        db.execute("DELETE FROM labeling_tasks WHERE id = ?", [task_id])
+
+
 def _image(row) -> dict:
     (sha1, state, boxes, updated_by, updated_at, lease_user, lease_until, width, height, filename, tags,
      fmt, quality) = row

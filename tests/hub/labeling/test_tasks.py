@@ -242,3 +242,20 @@ def test_a_save_racing_the_finish_is_refused(workspace, lab, task):
     assert tasks.image_state(workspace.database, task["id"], sha1)["source"] == "prediction"
     with pytest.raises(Conflict):
         tasks.apply_imported(workspace, task["id"], {sha1: []})
+
+
+def test_a_backend_that_fails_to_open_leaves_no_task(workspace, lab, monkeypatch):
+    import types
+
+    from hub.labeling import backends, tasks
+
+    def refuse(ws, task):
+        raise BadInput("Label Studio at http://127.0.0.1:9 is unreachable")
+
+    fake = types.SimpleNamespace(BACKEND=types.SimpleNamespace(key="label_studio", open=refuse))
+    monkeypatch.setitem(sys.modules, "hub.labeling.fake_ls", fake)
+    monkeypatch.setitem(backends.BACKENDS, "label_studio", "hub.labeling.fake_ls")
+    with pytest.raises(BadInput, match="unreachable"):
+        tasks.create_task(workspace, version_id=lab["version_id"], backend="label_studio")
+    assert tasks.list_tasks(workspace.database) == []
+    assert workspace.database.db.execute("SELECT count(*) FROM labeling_images").fetchone()[0] == 0
