@@ -139,8 +139,11 @@ def import_label_studio(ws: Workspace, task_id: int, data: bytes, *, filename: s
     sizes = {r["sha1"]: (r["width"], r["height"]) for r in tasks.raw_images(ws.database, task["id"])}
     labels: dict[str, list] = {}
     notes: dict[str, list[str]] = {}
-    unannotated, duplicates = [], []
-    for sha1, width, height, boxes, problems in entries:
+    unannotated, duplicates, unmatched = [], [], []
+    for n, (sha1, width, height, boxes, problems) in enumerate(entries):
+        if not sha1:
+            unmatched.append(n)
+            continue
         if sha1 in labels or sha1 in unannotated:
             duplicates.append(sha1)
             continue
@@ -159,7 +162,7 @@ def import_label_studio(ws: Workspace, task_id: int, data: bytes, *, filename: s
         labels[sha1] = boxes
     if not labels:
         raise BadInput(f"{filename}: no annotated task to import ({len(entries)} task(s) in the file, "
-                       f"{len(unannotated)} without an annotation)")
+                       f"{len(unannotated)} without an annotation, {len(unmatched)} without data.ymir_sha1)")
     report = tasks.apply_imported(ws, task["id"], labels, source=f"file {filename}", user_id=user_id)
     for f in report["files"]:
         extra = notes.get(f["sha1"], [])
@@ -167,6 +170,8 @@ def import_label_studio(ws: Workspace, task_id: int, data: bytes, *, filename: s
         report["problems"] += extra
     report["unannotated_images"] = unannotated
     report["duplicate_images"] = duplicates
+    for n in unmatched:
+        report["problems"].append(f"task {n} of the file: no data.ymir_sha1 (not exported by this hub), skipped")
     for sha1 in duplicates:
         report["problems"].append(f"image {sha1}: listed twice in the file, the first one was imported")
     return report
