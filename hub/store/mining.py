@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from hub.db import Database
 from hub.store import assets as assets_store
 from hub.store import datasets as datasets_store
+from hub.store import predictions as predictions_store
 
 
 def version_members(database: Database, version_ids: Sequence[int], where: str = "1",
@@ -95,18 +96,7 @@ def fill_mined_version(
                       "mining_rank": str(rank[sha1])}), dst_version_id, sha1) for sha1, tags in rows],
     )
     if preds is not None:
-        db.execute("DELETE FROM annotations WHERE version_id = ? AND kind = 'pred'", [dst_version_id])
-        db.conn.executemany(
-            "INSERT INTO annotations (version_id, asset_sha1, kind, class_id, x1, y1, x2, y2, confidence, tags) "
-            "VALUES (?, ?, 'pred', ?, ?, ?, ?, ?, ?, '{\"source\": \"prediction\"}')",
-            [(dst_version_id, *r) for r in preds],
-        )
-        db.execute(
-            "UPDATE version_assets SET pred_count = (SELECT count(*) FROM annotations a WHERE a.version_id = "
-            "version_assets.version_id AND a.asset_sha1 = version_assets.asset_sha1 AND a.kind = 'pred') "
-            "WHERE version_id = ?",
-            [dst_version_id],
-        )
+        predictions_store.replace_predictions(db, dst_version_id, preds, tags='{"source": "prediction"}')
     datasets_store.finish_version(db, dst_version_id, report)
 
 
