@@ -147,40 +147,6 @@ def infer(cli, models, datasets, stage, sets, wait, as_json):
                                                 for r in d))
 
 
-@click.command()
-@click.option("--model", "models", required=True, multiple=True, type=int, help="Model id.")
-@click.option("--dataset", "datasets", required=True, multiple=True, type=int, help="Candidate version id.")
-@click.option("--stage", default=None)
-@click.option("--topk", default=None, type=int,
-              help="Keep the K most useful images as a new dataset version (one --model).")
-@click.option("--algorithm", default=None, help="Mining algorithm (ymir-hub mining algorithms; default aldd).")
-@click.option("--class-balanced", is_flag=True, help="Re-rank so rare predicted classes are picked early.")
-@click.option("--no-pre-annotations", is_flag=True, help="Do not attach the model's predictions to the version.")
-@click.option("--name", default=None, help="Dataset the mined version goes to (default: mined).")
-@click.option("--set", "sets", multiple=True)
-@click.option("--wait", is_flag=True)
-@json_option
-@pass_cli
-def mine(cli, models, datasets, stage, topk, algorithm, class_balanced, no_pre_annotations, name, sets, wait,
-         as_json):
-    """Score candidate images by how useful labeling them would be; with --topk, make a version of the best."""
-    if topk is not None:
-        from hub.cli_mining import mine_topk
-
-        if len(models) != 1:
-            raise BadInput("--topk mines with one model: give one --model")
-        return mine_topk(cli, model_id=models[0], version_ids=list(datasets), stage=stage, topk=topk,
-                         algorithm=algorithm, class_balanced=class_balanced,
-                         pre_annotations=not no_pre_annotations, name=name, config=_parse_sets(sets), wait=wait,
-                         as_json=as_json)
-    if algorithm:
-        sets = (*sets, f"mining_algorithm={algorithm}")
-    jobs = _predict(cli, models, datasets, stage, sets, wait, as_json, "mine")
-    if jobs is not None:
-        out = [{"job_id": j["id"], "scores": j["result"]["scores"]} for j in jobs]
-        emit(out, as_json, lambda d: "\n".join(f"{s}\t{v:.4f}" for r in d for s, v in r["scores"]))
-
-
 @click.group()
 def job():
     """List, show, cancel jobs and read their logs."""
@@ -460,4 +426,4 @@ def worker(cli, once):
         runner.stop()
 
 
-COMMANDS = [train, infer, mine, job, model, image, worker]
+COMMANDS = [train, infer, job, model, image, worker]  # ``mine``: hub.cli_mining

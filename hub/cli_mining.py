@@ -1,4 +1,4 @@
-"""``ymir-hub mining prepare | algorithms | show`` and the top-k half of ``ymir-hub mine``."""
+"""``ymir-hub mine`` and ``ymir-hub mining prepare | algorithms | show``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import json
 
 import click
 
+from detkit.errors import BadInput
 from hub.cli import CliContext, emit, json_option, pass_cli
-from hub.cli_jobs import _check_done, _ctx, _wait
+from hub.cli_jobs import _check_done, _ctx, _parse_sets, _predict, _wait
 
 
 def _mined_text(d: dict) -> str:
@@ -36,6 +37,38 @@ def mine_topk(cli: CliContext, *, model_id, version_ids, stage, topk, algorithm,
     (job,) = _wait(cli, [job["id"]], as_json)
     _check_done([job])
     emit({"job_id": job["id"], **job["result"]}, as_json, _mined_text)
+
+
+@click.command()
+@click.option("--model", "models", required=True, multiple=True, type=int, help="Model id.")
+@click.option("--dataset", "datasets", required=True, multiple=True, type=int, help="Candidate version id.")
+@click.option("--stage", default=None)
+@click.option("--topk", default=None, type=int,
+              help="Keep the K most useful images as a new dataset version (one --model).")
+@click.option("--algorithm", default=None, help="Mining algorithm (ymir-hub mining algorithms; default aldd).")
+@click.option("--class-balanced", is_flag=True, help="Re-rank so rare predicted classes are picked early.")
+@click.option("--no-pre-annotations", is_flag=True, help="Do not attach the model's predictions to the version.")
+@click.option("--name", default=None, help="Dataset the mined version goes to (default: mined).")
+@click.option("--set", "sets", multiple=True)
+@click.option("--wait", is_flag=True)
+@json_option
+@pass_cli
+def mine(cli, models, datasets, stage, topk, algorithm, class_balanced, no_pre_annotations, name, sets, wait,
+         as_json):
+    """Score candidate images by how useful labeling them would be; with --topk, make a version of the best."""
+    if topk is not None:
+        if len(models) != 1:
+            raise BadInput("--topk mines with one model: give one --model")
+        return mine_topk(cli, model_id=models[0], version_ids=list(datasets), stage=stage, topk=topk,
+                         algorithm=algorithm, class_balanced=class_balanced,
+                         pre_annotations=not no_pre_annotations, name=name, config=_parse_sets(sets), wait=wait,
+                         as_json=as_json)
+    if algorithm:
+        sets = (*sets, f"mining_algorithm={algorithm}")
+    jobs = _predict(cli, models, datasets, stage, sets, wait, as_json, "mine")
+    if jobs is not None:
+        out = [{"job_id": j["id"], "scores": j["result"]["scores"]} for j in jobs]
+        emit(out, as_json, lambda d: "\n".join(f"{s}\t{v:.4f}" for r in d for s, v in r["scores"]))
 
 
 @click.group()
@@ -120,4 +153,4 @@ def show(cli: CliContext, version_id, limit, as_json):
            f"{a['pred_boxes']} predicted boxes" for a in d["assets"]]))
 
 
-COMMANDS: list = [mining]
+COMMANDS: list = [mine, mining]
