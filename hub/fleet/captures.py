@@ -94,6 +94,14 @@ def _open_version(database: Database, project_id: int, frames_per_version: int) 
     return ds_store.get_version(database, v["id"])
 
 
+def capture_versions(database: Database, project_id: int) -> list[dict]:
+    """The project's edge-captures versions that hold frames (ready, oldest first): mining candidates."""
+    group = next((g for g in ds_store.list_groups(database, project_id) if g["name"] == GROUP), None)
+    if group is None:
+        return []
+    return [v for v in group["versions"] if v["state"] == "ready" and v["images"]]
+
+
 def ingest_capture(database: Database, settings, device: dict, frame: bytes, meta: dict) -> dict:
     """Store one captured frame with its predictions; returns ``{version_id, sha1, boxes, duplicate}``."""
     if not frame:

@@ -28,7 +28,7 @@ INITIAL_STEPS = ("training",)
 #: parameters a user sets per step; they stick across rounds (inputs such as version ids do not)
 DEFAULT_PARAMS: dict[str, dict] = {
     "prepare_mining": {"exact_dedup": True, "near_dup_threshold": 4, "sample": None, "classes_in": [],
-                       "classes_out": []},
+                       "classes_out": [], "edge_captures": True},
     "mining": {"algorithm": "aldd", "topk": 50, "class_balanced": False, "pre_annotations": True},
     "label": {"backend": "builtin", "assignees": []},
     "merge": {"strategy": "host"},
@@ -122,11 +122,22 @@ def _job_outcome(ws: Workspace, job_id: str, what: str) -> Outcome | None:
     return None
 
 
+def edge_capture_inputs(ws, it: dict, params: dict) -> list[int]:
+    """The project's edge-captures versions (frames its devices sent back) that ``prepare_mining`` adds to the
+    mining set, unless its parameter ``edge_captures`` is off."""
+    from hub.fleet.captures import capture_versions
+
+    if not params.get("edge_captures", True):
+        return []
+    return [v["id"] for v in capture_versions(ws.database, it["project_id"]) if v["id"] != it["mining_version_id"]]
+
+
 def _start_prepare(ws, setup, it, inputs, params) -> Started:
     from hub.mining import submit_prepare
 
-    p = {k: v for k, v in params.items() if v not in (None, [], "")}
-    job = submit_prepare(_ctx(ws), project_id=it["project_id"], version_ids=inputs["version_ids"],
+    p = {k: v for k, v in params.items() if v not in (None, [], "") and k != "edge_captures"}
+    version_ids = list(inputs["version_ids"]) + edge_capture_inputs(ws, it, params)
+    job = submit_prepare(_ctx(ws), project_id=it["project_id"], version_ids=version_ids,
                          exclude_version_ids=inputs["exclude_version_ids"],
                          name=f"mining-round-{it['round']}", created_by=params.get("_user"),
                          **{k: v for k, v in p.items() if not k.startswith("_")})

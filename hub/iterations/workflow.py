@@ -25,6 +25,7 @@ from hub.iterations.steps import (
     ROUND_STEPS,
     STEPS,
     Outcome,
+    edge_capture_inputs,
     output_of,
     resolve_inputs,
 )
@@ -145,6 +146,8 @@ def proposal(ws: Workspace, setup: dict, it: dict, step: str) -> dict:
         inputs, error = resolve_inputs(setup, it, step), None
     except YmirError as exc:
         inputs, error = {}, exc.message
+    if step == "prepare_mining" and not error:
+        inputs["edge_capture_version_ids"] = edge_capture_inputs(ws, it, params)
     return {"inputs": inputs, "params": params, "error": error}
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import json
 import time
 
+import numpy as np
 import pytest
 from iteration_helpers import FAST_TRAINING, scenario_project, wait_step
+from PIL import Image
 
 SMALL = {"train": 24, "pool": 30, "val": 12, "test": 12}
 
@@ -74,10 +78,22 @@ def test_round_zero_trains_and_tests_the_initial_model_then_rules_hold(api, al):
     assert rnd["steps"][1]["proposal"]["inputs"]["model_id"] == out["model_id"]
     assert rnd["steps"][4]["proposal"]["params"]["config"]["epochs"] == 1  # sticky from round 0
 
-    # order is enforced; skipping mining makes labeling impossible and says why, the round is unchanged
+    # order is enforced
     r = api.post("/api/v1/projects/al/iteration/steps/merge")
     assert r.status_code == 409 and "comes after 'prepare_mining'" in r.get_json()["error"]
-    assert api.post("/api/v1/projects/al/iteration/steps/prepare_mining/skip").status_code == 200
+
+    # frames a device sent back join the mining set: shown in the proposal, kept by the preparation
+    edge_vid, edge_sha1s = _send_captures(api, 3)
+    rnd = api.get("/api/v1/projects/al/iteration").get_json()["rounds"][-1]
+    assert rnd["steps"][0]["proposal"]["inputs"]["edge_capture_version_ids"] == [edge_vid]
+    assert api.post("/api/v1/projects/al/iteration/steps/prepare_mining").status_code == 202
+    prep = next(s for s in wait_step(api, "al", "prepare_mining")["steps"] if s["step"] == "prepare_mining")
+    assert prep["state"] == "done", prep
+    kept = {a["sha1"] for a in api.get(f"/api/v1/versions/{prep['output']['version_id']}/assets?limit=1000")
+            .get_json()["assets"]}
+    assert edge_sha1s <= kept and len(kept) == SMALL["pool"] + len(edge_sha1s)
+
+    # skipping mining makes labeling impossible and says why, the round is unchanged
     assert api.post("/api/v1/projects/al/iteration/steps/mining/skip").status_code == 200
     before = api.get("/api/v1/projects/al/iteration").get_json()["rounds"][-1]
     r = api.post("/api/v1/projects/al/iteration/steps/label")
@@ -93,6 +109,26 @@ def test_round_zero_trains_and_tests_the_initial_model_then_rules_hold(api, al):
     assert [r["round"] for r in hist["rounds"]] == [0, 1]
     assert hist["rounds"][1]["model_id"] == out["model_id"]  # nothing trained: the model carries over
     assert hist["rounds"][0]["test_map50"] == out["test_map50"]
+
+
+def _send_captures(api, n: int) -> tuple[int, set[str]]:
+    """``n`` distinct frames from device cam1 of project al, as its agent uploads them; their version and sha1s."""
+    import hashlib
+
+    dev = api.post("/api/v1/devices", json={"id": "cam1", "project": "al"}).get_json()
+    sha1s, vid = set(), None
+    for i in range(n):
+        buf = io.BytesIO()
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (96, 128, 3), dtype=np.uint8)).save(buf, "JPEG")
+        meta = {"record": {"id": f"r{i}", "detections": []}, "reason": "uncertain", "score_name": "entropy",
+                "score": 0.5}
+        r = api.c.post("/api/v1/devices/cam1/captures", headers={"Authorization": f"Bearer {dev['token']}"},
+                       data={"meta": json.dumps(meta), "frame": (io.BytesIO(buf.getvalue()), "f.jpg")},
+                       content_type="multipart/form-data")
+        assert r.status_code == 201, r.get_json()
+        vid = r.get_json()["version_id"]
+        sha1s.add(hashlib.sha1(buf.getvalue()).hexdigest())
+    return vid, sha1s
 
 
 def test_a_hub_restart_mid_round_resumes_the_round(workspace, tmp_path):
