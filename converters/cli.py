@@ -22,15 +22,15 @@ log = logging.getLogger(__name__)
 
 
 class _Bars:
-    """tqdm bars on stderr, made on demand (``progress(desc, total) -> update``) and closed together."""
+    """Progress displays on stderr (detkit.progress), made on demand (``progress(desc, total) -> update``) and closed together."""
 
     def __init__(self):
         self._bars = []
 
     def __call__(self, desc: str, total: int):
-        from tqdm import tqdm
+        from detkit.progress import progress_bar
 
-        bar = tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=None, leave=False)
+        bar = progress_bar(desc, total=total, unit="img")
         self._bars.append(bar)
         return bar.update
 

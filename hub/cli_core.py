@@ -77,11 +77,10 @@ def serve(cli: CliContext, host: str, port: int, threads: int) -> None:
 @json_option
 def sample_data(out: str, images: int, seed: int, as_json: bool) -> None:
     """Write a seeded synthetic YMIR-layout VOC zip (images/ + gt/) of shape scenes."""
-    from tqdm import tqdm
-
+    from detkit.progress import progress_bar
     from detkit.synth import write_sample_zip
 
-    with tqdm(total=images, unit="img", disable=as_json) as bar:
+    with progress_bar("sample data", total=images, unit="img", disable=as_json) as bar:
         path = write_sample_zip(out, images=images, seed=seed, progress=bar.update)
     emit({"out": str(path), "images": images, "seed": seed}, as_json, f"wrote {path} ({images} images)")
 

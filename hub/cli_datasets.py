@@ -66,8 +66,7 @@ def dataset_import(
     cli: CliContext, project, zip_path, url, shared_path, copy_id, public_id, name, unknown, as_json: bool
 ) -> None:
     """Import a dataset into a project as a new version (progress bar on stderr)."""
-    from tqdm import tqdm
-
+    from detkit.progress import progress_bar
     from hub.datasets import service
 
     given = {
@@ -86,14 +85,10 @@ def dataset_import(
 
         value = str(Path(value).resolve())
     version = service.start_import(cli.workspace, project, kind=kind, value=value, name=name, unknown=unknown)
-    bar = tqdm(total=0, unit="file", disable=as_json, leave=False)
+    bar = progress_bar(f"import {name or kind}", unit="img", disable=as_json)
 
     def progress(done: int, total: int, message: str = "") -> None:
-        if total and bar.total != total:
-            bar.reset(total=total)
-        bar.n = done
-        bar.set_description(message[:30] or "importing")
-        bar.refresh()
+        bar.set(done, total or None)
 
     try:
         result = service.run_import(cli.workspace, version["id"], progress)
@@ -150,17 +145,13 @@ def dataset_list(cli: CliContext, project: str | None, as_json: bool) -> None:
 @pass_cli
 def dataset_export(cli: CliContext, version_id: int, fmt: str, out: str, as_json: bool) -> None:
     """Export a version as a VOC zip, COCO json or YOLO zip."""
-    from tqdm import tqdm
-
+    from detkit.progress import progress_bar
     from hub.datasets import ops
 
-    with tqdm(total=0, unit="img", disable=as_json, leave=False) as bar:
+    with progress_bar(f"export {version_id}", unit="img", disable=as_json) as bar:
 
         def progress(done: int, total: int) -> None:
-            if bar.total != total:
-                bar.reset(total=total)
-            bar.n = done
-            bar.refresh()
+            bar.set(done, total)
 
         path = ops.export_version(cli.workspace, version_id, fmt, out, progress=progress)
     emit({"version_id": version_id, "format": fmt, "out": str(path)}, as_json, f"wrote {path}")

@@ -186,20 +186,18 @@ def _dep_text(d: dict) -> str:
 
 
 def _wait(cli: CliContext, dep_id: int, timeout: float) -> dict:
-    from tqdm import tqdm
-
+    from detkit.progress import progress_bar
     from hub.store import fleet_deployments as dep_store
 
     dep = dep_store.get_deployment(cli.database, dep_id)
     total = sum(dep["counts"].values())
     deadline = time.monotonic() + timeout
-    with tqdm(total=total, unit="device", disable=None, file=sys.stderr) as bar:
+    with progress_bar(f"deployment {dep_id}", total=total, unit="device") as bar:
         while True:
             dep = dep_store.get_deployment(cli.database, dep_id)
             done = sum(n for s, n in dep["counts"].items() if s not in ("pending", "sent", "downloading", "verifying",
                                                                         "loading"))
-            bar.update(max(0, done - bar.n))
-            bar.set_description(dep["state"])
+            bar.set(done)
             if dep["state"] not in ("running", "rolling_back") or time.monotonic() > deadline:
                 return dep
             time.sleep(0.5)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 
 import click
@@ -34,20 +33,18 @@ def _parse_sets(pairs: tuple[str, ...]) -> dict:
 
 def _wait(cli: CliContext, job_ids: list[str], as_json: bool) -> list[dict]:
     """Run the jobs in this process (unless a hub/worker already took them), with a progress bar."""
-    from tqdm import tqdm
-
+    from detkit.progress import progress_bar
     from hub.jobs.setup import build_runner
     from hub.store import jobs as store
 
     runner = build_runner(cli.settings, cli.database, only_jobs=set(job_ids), poll_interval=0.5)
-    bar = tqdm(total=100 * len(job_ids), unit="%", disable=None, file=sys.stderr)
+    first = [store.get_job(cli.database, j) for j in job_ids]
+    bar = progress_bar(", ".join(f"{j['kind']} {j['id']}" for j in first)[:60], total=100 * len(job_ids), unit="%")
     try:
         while True:
             runner.tick()
             jobs = [store.get_job(cli.database, j) for j in job_ids]
-            done = int(sum(100 * (j["progress"] or 0) for j in jobs))
-            bar.update(max(0, done - bar.n))
-            bar.set_description(", ".join(f"{j['kind']} {j['state']}" for j in jobs)[:60])
+            bar.set(int(sum(100 * (j["progress"] or 0) for j in jobs)))
             if all(j["state"] in store.FINAL for j in jobs):
                 return jobs
             time.sleep(0.5)

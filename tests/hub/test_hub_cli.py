@@ -249,3 +249,24 @@ def test_project_create_adds_missing_target_classes_unless_told_not_to(ready):
     assert refused.exit_code == 2 and "truck" in refused.output
     assert "road" not in {p["name"] for p in run_json(home, "project", "list")}
     assert "truck" not in {c["name"] for c in run_json(home, "class", "list")}
+
+
+def test_progress_into_a_pipe_is_plain_lines_one_display_per_operation(ready, tmp_path):
+    """sample-data and an import with stderr in a pipe (a CI log): no carriage-return frames, a start line,
+    at most one line per tenth, one end line, for each operation."""
+    sample = tmp_path / "p.zip"
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-c", "from hub.cli import main; main()", "--home", str(ready), *args],
+                              capture_output=True, text=True, timeout=300, check=True)
+
+    made = cli("sample-data", "--out", str(sample), "--images", "40", "--seed", "2").stderr
+    for c in ("circle", "square", "triangle"):
+        cli("class", "add", c)
+    cli("project", "create", "pipe", "--classes", "circle,square,triangle")
+    imported = cli("dataset", "import", "--project", "pipe", "--zip", str(sample), "--name", "train").stderr
+    for err, name in ((made, "sample data"), (imported, "import train")):
+        lines = [ln for ln in err.splitlines() if ln.startswith(f"[{name}]")]
+        assert "\r" not in err, err[:500]
+        assert sum("started" in ln for ln in lines) == 1 and sum(" done: " in ln for ln in lines) == 1, err
+        assert 2 <= len(lines) <= 14, lines
