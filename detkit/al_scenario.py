@@ -39,8 +39,12 @@ PARTS = {
 }
 
 
-def write_scenario(folder: str | Path, seed: int = 0, sizes: dict[str, int] | None = None) -> dict[str, Path]:
-    """Write the scenario's zips and the pool's truth under ``folder``; returns their paths by name."""
+def write_scenario(folder: str | Path, seed: int = 0, sizes: dict[str, int] | None = None,
+                   weights: dict[str, tuple[float, float, float]] | None = None) -> dict[str, Path]:
+    """Write the scenario's zips and the pool's truth under ``folder``; returns their paths by name.
+
+    ``sizes`` and ``weights`` (circle, square, triangle) override a part's image count and class mix, e.g.
+    ``weights={"pool": (0.45, 0.45, 0.1)}`` for a pool where the useful images are rare."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
@@ -49,7 +53,8 @@ def write_scenario(folder: str | Path, seed: int = 0, sizes: dict[str, int] | No
         count = (sizes or {}).get(name, part.images)
         path = folder / f"{name}.zip"
         with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
-            for img, ann in scenes(count, seed * 100 + part.seed_offset, part.class_weights, prefix=name):
+            mix = (weights or {}).get(name, part.class_weights)
+            for img, ann in scenes(count, seed * 100 + part.seed_offset, mix, prefix=name):
                 buf = io.BytesIO()
                 img.save(buf, "JPEG", quality=90)
                 data = buf.getvalue()

@@ -94,14 +94,16 @@ def _oracle(hub: Hub, task_id: int, truth: dict) -> None:
     tasks.finish_task(hub.ws, task["id"])
 
 
-def run_seed(seed: int, methods: list[str], rounds: int, topk: int, config: dict, work: Path) -> dict:
+def run_seed(seed: int, methods: list[str], rounds: int, topk: int, config: dict, work: Path,
+             pool_weights: tuple[float, float, float] | None = None) -> dict:
     from detkit.al_scenario import write_scenario
     from hub import iterations
     from hub.store import projects as projects_store
 
     hub = Hub(work / f"seed{seed}" / "ws")
     try:
-        paths = write_scenario(work / f"seed{seed}" / "scenario", seed=seed)
+        paths = write_scenario(work / f"seed{seed}" / "scenario", seed=seed,
+                               weights={"pool": pool_weights} if pool_weights else None)
         truth = json.loads(paths["pool_truth"].read_text())
         ids: dict[str, dict[str, int]] = {}
         for project in ["initial", *methods]:
@@ -242,6 +244,8 @@ def main() -> int:
     ap.add_argument("--topk", type=int, default=40)
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--input-size", type=int, default=192)
+    ap.add_argument("--pool-weights", type=float, nargs=3, default=None, metavar=("CIRCLE", "SQUARE", "TRIANGLE"),
+                    help="The pool's class mix (default the scenario's 0.2 0.2 0.6; e.g. 0.45 0.45 0.1: triangles rare).")
     ap.add_argument("--work", type=Path, default=None, help="Keep workspaces here (default: a temp folder).")
     ap.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
     ap.add_argument("--skip-cost", action="store_true", help="Only the lift, not the mining cost.")
@@ -259,9 +263,11 @@ def main() -> int:
         return 0
     config = {"epochs": args.epochs, "input_size": args.input_size, "batch_size": 8, "save_period": 0, "seed": 0}
     work = args.work or Path(tempfile.mkdtemp(prefix="al-lift-"))
-    results = {"config": config, "topk": args.topk, "rounds": args.rounds, "seeds": {}}
+    results = {"config": config, "topk": args.topk, "rounds": args.rounds, "pool_weights": args.pool_weights,
+               "seeds": {}}
     for seed in args.seeds:
-        results["seeds"][seed] = run_seed(seed, args.methods, args.rounds, args.topk, config, work)
+        results["seeds"][seed] = run_seed(seed, args.methods, args.rounds, args.topk, config, work,
+                                          tuple(args.pool_weights) if args.pool_weights else None)
 
     print(f"\ntest mAP50 after each round (top-{args.topk} labeled per round; initial model shared per seed)")
     print(f"{'method':<10}" + "".join(f"{'seed ' + str(s):>22}" for s in args.seeds) + f"{'mean last':>12}")
@@ -276,11 +282,19 @@ def main() -> int:
         means[m] = statistics.fmean(lasts)
         print(f"{m:<10}" + "".join(f"{c:>22}" for c in cells) + f"{means[m]:>12.3f}")
     results["mean_last_map50"] = means
-    if "random" in means:
-        beats = {m: means[m] > means["random"] for m in args.methods if m != "random"}
+    per_round = {m: [statistics.fmean(results["seeds"][s]["methods"][m][r] for s in args.seeds)
+                     for r in range(args.rounds)] for m in args.methods}
+    results["mean_map50_per_round"] = per_round
+    print("\nmean over seeds, per round:")
+    for m in args.methods:
+        print(f"{m:<10}" + "".join(f"{x:>10.3f}" for x in per_round[m]))
+    if "random" in per_round:
+        beats = {f"round {r + 1}": {m: per_round[m][r] > per_round["random"][r] for m in args.methods if m != "random"}
+                 for r in range(args.rounds)}
         results["beats_random"] = beats
-        print("goal: every uncertainty score beats random on the mean over seeds:",
-              "met" if all(beats.values()) else f"NOT met ({', '.join(m for m, b in beats.items() if not b)})")
+        for rnd, b in beats.items():
+            print(f"goal after {rnd}: every uncertainty score beats random on the mean over seeds:",
+                  "met" if all(b.values()) else f"NOT met ({', '.join(m for m, ok in b.items() if not ok)})")
 
     if not args.skip_cost:
         cost = _cost_on_seed(work, args.seeds[0], results["seeds"][args.seeds[0]]["initial_model_id"],
