@@ -34,6 +34,7 @@ def iteration_page(project_id: int):
     data = None
     if it_store.get_setup(database(), project_id) is not None:
         data = iterations.show(ws, project_id)
+        _show_training_hyperparameters(data)
     versions = [v for v in ds_store.list_versions(database(), project_id=project_id) if v["state"] == "ready"]
     models = models_store.list_models(database(), project_id)
     history = iterations.history(ws, project_id) if data and tab == "history" else None
@@ -42,6 +43,28 @@ def iteration_page(project_id: int):
         models=models, history=history, history_json=json.dumps(history["rounds"] if history else []),
         labels=STEP_LABELS, algorithms=_algorithms(), task_url=_task_url,
     )
+
+
+def _training_template(model_id: int | None) -> dict:
+    """The training image's hyperparameters (its training template): the round's model's image when it fine-tunes
+    one, else the built-in executor's, as the training step runs it."""
+    from hub.store import executor_images as images_store
+    from hub.training import BUILTIN_IMAGE, register_builtin_image
+
+    register_builtin_image(database())
+    name = models_store.get_model(database(), model_id)["image"] if model_id else BUILTIN_IMAGE
+    return dict(images_store.get_image(database(), name)["templates"].get("training") or {})
+
+
+def _show_training_hyperparameters(data: dict) -> None:
+    """Fill the training step's config fieldset with every hyperparameter of the image's template, at the value the
+    step would use (the sticky config over the template), so a user can change any of them on the page: the
+    sticky config alone is empty in round 0, and a form without fields cannot set one."""
+    for rnd in data["rounds"]:
+        for s in rnd["steps"]:
+            params = (s.get("proposal") or {}).get("params")
+            if s["step"] == "training" and params is not None:
+                params["config"] = {**_training_template(rnd.get("model_id")), **(params.get("config") or {})}
 
 
 def _task_url(task_id: int) -> str | None:
@@ -136,7 +159,14 @@ def _step_params(step: str, form) -> dict:
 @bp.post("/projects/<int:project_id>/iteration/steps/<step>")
 @form_action(_back)
 def iteration_run_step(project_id: int, step: str):
-    iterations.run_step(state().workspace, project_id, step, _step_params(step, request.form), user_id=g.user["id"])
+    params = _step_params(step, request.form)
+    if step == "training" and isinstance(params.get("config"), dict):
+        # the form shows the whole template: keep what differs from it (the template fills the rest anyway)
+        rounds = iterations.show(state().workspace, project_id)["rounds"]
+        active = next((r for r in rounds if r["state"] == "active"), {})
+        template = _training_template(active.get("model_id"))
+        params["config"] = {k: v for k, v in params["config"].items() if k not in template or template[k] != v}
+    iterations.run_step(state().workspace, project_id, step, params, user_id=g.user["id"])
     return redirect(_back(project_id))
 
 

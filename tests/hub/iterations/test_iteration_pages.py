@@ -24,13 +24,16 @@ def test_iteration_from_the_pages(api, client, tmp_path):
     page = r.get_data(as_text=True)
     assert 'id="step-training"' in page and "Run</button>" in page and "of the goal 0.950" in page
 
-    # the training step's form carries the template's hyperparameters; run it with a small config
+    # the training step's form carries the template's hyperparameters (round 0 has no sticky config yet: without
+    # them a user could not set one); run it with a small config, only what differs from the template is kept
+    assert 'name="c_epochs" value="18"' in page and 'name="c_learning_rate" value="0.01"' in page
     form = {"csrf_token": client.csrf, "has_config": "1", "has_pretrained": "1", "p_pretrained": "on",
             **{f"c_{k}": str(v) for k, v in {**FAST_TRAINING, "epochs": 1}.items()}}
     r = client.post(f"/projects/{pid}/iteration/steps/training", data=form, follow_redirects=True)
     assert r.status_code == 200 and 'data-state="running"' in r.get_data(as_text=True)
     rnd = wait_step(api, "al", "training")
     assert rnd["steps"][0]["state"] == "done" and rnd["steps"][0]["params"]["config"]["epochs"] == 1
+    assert rnd["steps"][0]["params"]["config"] == {"epochs": 1, "input_size": 192, "save_period": 0}
 
     page = client.get(f"/projects/{pid}/iteration").get_data(as_text=True)
     assert "Start next iteration" in page
