@@ -74,3 +74,50 @@ def wait_job(api, job_id: str, timeout: float = 120) -> dict:
             return job
         time.sleep(0.2)
     raise AssertionError(f"job {job_id} still {job.get('state')} after {timeout}s")
+
+
+def camera_frames(count: int, seed: int = 7, prefix: str = "cam") -> tuple[list[bytes], dict]:
+    """``count`` synthetic frames of the scenario's mining pool (its class mix, another seed) as a camera would
+    send them (JPEG bytes), and their truth keyed by sha1 like the pool's (for the oracle)."""
+    import hashlib
+
+    from detkit.al_scenario import PARTS
+    from detkit.synth import scenes
+
+    frames, truth = [], {}
+    for img, ann in scenes(count, seed, PARTS["pool"].class_weights, prefix=prefix):
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=90)
+        data = buf.getvalue()
+        frames.append(data)
+        truth[hashlib.sha1(data).hexdigest()] = {
+            "filename": ann.filename, "width": ann.width, "height": ann.height,
+            "boxes": [{"class": b.name, "x1": b.x1, "y1": b.y1, "x2": b.x2, "y2": b.y2} for b in ann.boxes]}
+    return frames, truth
+
+
+def agent_sends(hub_url: str, device_id: str, device_token: str, frames: list[bytes], store: Path) -> int:
+    """The frames captured on a device the agent's own way: its edge miner (:class:`agent.mining.Miner`) picks
+    every one of them into its outbox, its uplink (:class:`agent.uplink.Uplink`) POSTs them to the hub's
+    ``/api/v1/devices/<id>/captures`` with the device token; returns the number the hub took."""
+    from types import SimpleNamespace
+
+    from agent.config import AgentSettings
+    from agent.mining import Miner
+    from agent.uplink import Outbox, Uplink
+
+    settings = AgentSettings(device_id=device_id, hub_url=hub_url, device_token=device_token,
+                             uplink_predictions=False, mining_top_k=len(frames), mining_control_share=0.0,
+                             mining_rate_per_min=float(len(frames)))
+    outbox = Outbox(store / "outbox.db")
+    try:
+        miner = Miner(settings, outbox, seed=0)
+        model = SimpleNamespace(name="shapes", revision=1, sha256="")   # no deployment: the device's project
+        for i, frame in enumerate(frames):   # a score per frame, so the window's top-k keeps them all
+            miner.observe(model, frame, {"detections": [], "scores": {"entropy": 1.0 - i / (2 * len(frames))}})
+        assert miner.flush() == len(frames), miner.counts
+        sent = Uplink(outbox, device_id, None, hub_url=hub_url, token=device_token).drain()["captures"]
+        assert outbox.stats()["refused"] == 0, outbox.stats()
+    finally:
+        outbox.close()
+    return sent
