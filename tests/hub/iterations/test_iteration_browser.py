@@ -1,9 +1,12 @@
 """Issue 11's "done when" in real Chromium (headless, Playwright): two full iterations run from the pages alone,
 with frames an agent captured among the mined data, and the per-round mAP chart rises.
 
-The same two rounds as test_iteration_loop.py, on the synthetic active-learning scenario. Set-up through the API:
-the scenario's four sets are imported and a device is provisioned. Everything the user does in the iteration is
-done on the pages: the preparation form, round 0's training form (a small config typed into its fields), waiting
+The same two rounds as test_iteration_loop.py, on the synthetic active-learning scenario, with top-k 30 instead of
+50: training, not drawing, is what takes the time (drawing 30 images' boxes takes ~20 s a round), and 30 keeps the
+test under 5 minutes on 2 cores with test mAP50 still rising clearly (0.319 -> 0.732 -> 0.815..0.822 in two runs here).
+
+Set-up through the API: the scenario's four sets are imported and a device is provisioned. Everything the user does
+in the iteration is done on the pages: the preparation form, round 0's training form (a small config typed into its fields), waiting
 on the page until a step shows done, "Start next iteration", then per round the Run buttons of prepare_mining,
 mining (top-k typed in), label (its link to the labeling task), merge and training (the sticky config checked).
 
@@ -31,7 +34,7 @@ from iteration_helpers import FAST_TRAINING, agent_sends, camera_frames, scenari
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-TOPK = 50
+TOPK = 30     # images mined and labeled a round (test_iteration_loop.py: 50)
 FRAMES = 12   # frames the agent sends before each round
 
 
@@ -163,6 +166,10 @@ def _same_boxes(asset: dict, expected: list[dict], tol: float = 1.0) -> bool:
 
 def test_two_iterations_from_the_pages_with_agent_frames(page, hub_server, api, tmp_path):
     started = time.monotonic()
+    marks: list[tuple[str, float]] = []
+
+    def mark(what: str) -> None:
+        marks.append((what, round(time.monotonic() - started)))
     al = scenario_project(api, tmp_path / "scen")
     truth = dict(al["truth"])
     pid = api.get("/api/v1/projects/al").get_json()["id"]
@@ -171,6 +178,7 @@ def test_two_iterations_from_the_pages_with_agent_frames(page, hub_server, api, 
     device_token = r.get_json()["token"]
     url = f"{hub_server}/projects/{pid}/iteration"
 
+    mark("set-up")
     # preparation: the four sets and a goal, on the form
     page.goto(url)
     for role, key in (("training", "train"), ("mining", "pool"), ("validation", "val"), ("test", "test")):
@@ -180,6 +188,7 @@ def test_two_iterations_from_the_pages_with_agent_frames(page, hub_server, api, 
 
     # round 0: the initial model, trained with a small config typed into the training form
     _run_step(page, url, "training", {f"c_{k}": v for k, v in FAST_TRAINING.items()})
+    mark("round 0")
     maps = {0: float(re.search(r"Round 0 is done: test mAP50 ([\d.]+)", page.inner_text("#next-form")).group(1))}
 
     seen: set[str] = set()
@@ -195,10 +204,12 @@ def test_two_iterations_from_the_pages_with_agent_frames(page, hub_server, api, 
         hint = page.inner_text("#step-prepare_mining .step-form")
         assert re.search(r"edge_capture_version_ids = \[\d+", hint), hint   # the frames are in the mining set
         _run_step(page, url, "prepare_mining")
+        mark(f"round {round_no} prepare")
         if round_no == 2:   # top-k typed in round 1 is the sticky default
             assert page.input_value("#step-mining [name=p_topk]") == str(TOPK)
         _run_step(page, url, "mining", {"p_topk": TOPK} if round_no == 1 else None)
         mined = _output_version(page, "mining")
+        mark(f"round {round_no} mining")
         mined_assets = api.get(f"/api/v1/versions/{mined}/assets?limit=1000").get_json()["assets"]
         sha1s = {a["sha1"] for a in mined_assets}
         assert len(sha1s) == TOPK and not sha1s & seen, "a round never mines what an earlier one labeled"
@@ -210,9 +221,10 @@ def test_two_iterations_from_the_pages_with_agent_frames(page, hub_server, api, 
         page.goto(url)
         _submit(page, "#step-label form.step-form button.run-step")
         assert _step_state(page, "label") == "running"
-        with page.expect_navigation():
-            page.click("#step-label a.task-link")
+        page.click("#step-label a.task-link")
+        page.wait_for_url("**/labeling/tasks/*")
         labeled_order = _label_task(page, truth)
+        mark(f"round {round_no} labeling")
         assert set(labeled_order) == sha1s
         page.click("#finish")
         page.wait_for_url("**/versions/*")
@@ -226,6 +238,7 @@ def test_two_iterations_from_the_pages_with_agent_frames(page, hub_server, api, 
         _wait_on_page(page, url, lambda p: _step_state(p, "label") == "done", "the label step")
         _run_step(page, url, "merge")
         merged = _output_version(page, "merge")
+        mark(f"round {round_no} merge")
         merged_edge = _edge(api, merged)
         assert mined_edge <= set(merged_edge) and all(
             _same_boxes(merged_edge[s], truth[s]["boxes"]) for s in mined_edge)
@@ -236,6 +249,7 @@ def test_two_iterations_from_the_pages_with_agent_frames(page, hub_server, api, 
         for k, v in FAST_TRAINING.items():
             assert page.input_value(f"#step-training [name=c_{k}]") == str(v), k
         _run_step(page, url, "training")
+        mark(f"round {round_no} training")
         head = page.inner_text("#next-form")
         maps[round_no] = float(re.search(rf"Round {round_no} is done: test mAP50 ([\d.]+)", head).group(1))
 
@@ -250,7 +264,7 @@ def test_two_iterations_from_the_pages_with_agent_frames(page, hub_server, api, 
     chart = page.evaluate("""() => { const c = Chart.getChart('map-chart');
         return {labels: c.data.labels, map50: c.data.datasets[0].data}; }""")
     print("test mAP50 per round (page):", table, "chart:", chart["map50"],
-          f"edge frames labeled: {len(edge_labeled)}, {time.monotonic() - started:.0f}s")
+          f"edge frames labeled: {len(edge_labeled)}; seconds since the start: {marks}")
     assert sorted(table) == [0, 1, 2] and chart["labels"] == ["round 0", "round 1", "round 2"]
     assert [round(v, 3) for v in chart["map50"]] == [table[0], table[1], table[2]]
     assert [table[0], table[1], table[2]] == [round(maps[0], 3), round(maps[1], 3), round(maps[2], 3)]
