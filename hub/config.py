@@ -24,8 +24,16 @@ ENV_VARS = {
     "YMIR_MAX_IMAGES": "most images one import may hold (default 200000)",
     "YMIR_ALLOW_URL_IMPORT": "1/0: allow dataset import from http(s) URLs (default 1)",
     "YMIR_SECRET_KEY": "session signing key (default: generated once, kept in the workspace)",
-    "YMIR_JOB_BACKEND": "where executor jobs run: local (child processes, default) or docker",
+    "YMIR_JOB_BACKEND": "where executor jobs run: local (child processes, default), docker or kubernetes",
     "YMIR_DOCKER_HOST": "docker engine URL for the docker job backend (default: the SDK's default)",
+    "YMIR_K8S_NAMESPACE": "namespace of the kubernetes job backend's Jobs (default default)",
+    "YMIR_K8S_PVC": "kubernetes job backend: the PersistentVolumeClaim holding the workspace (required with it)",
+    "YMIR_K8S_KUBECONFIG": "kubernetes job backend: kubeconfig file (default: in-cluster, else ~/.kube/config)",
+    "YMIR_K8S_CONTEXT": "kubernetes job backend: kubeconfig context (default: the current one)",
+    "YMIR_K8S_HOST": "kubernetes job backend: API server URL, overriding the kubeconfig's",
+    "YMIR_K8S_SERVICE_ACCOUNT": "kubernetes job backend: service account of the job pods (default: the namespace's)",
+    "YMIR_K8S_GPU_RESOURCE": "kubernetes job backend: resource name a GPU count asks for (default nvidia.com/gpu)",
+    "YMIR_K8S_IMAGE_PULL_POLICY": "kubernetes job backend: imagePullPolicy of the job pods (default IfNotPresent)",
     "YMIR_JOB_CONCURRENCY": "executor jobs run at once (default 1)",
     "YMIR_RUN_JOBS": "1/0: run queued jobs inside the hub server (default 1; 0 when 'ymir-hub worker' does)",
     "YMIR_FLEET": "1/0: connect the fleet (MQTT broker, device ingest, rollouts) in the hub server (default 1)",
@@ -38,7 +46,10 @@ ENV_VARS = {
     "YMIR_ROLLOUT_TIMEOUT_S": "seconds a device may stay downloading/verifying/loading before it is timed out (600)",
     "YMIR_CAPTURE_VERSION_FRAMES": "frames per edge-captures dataset version before a new one starts (1000)",
 }
-JOB_BACKENDS = ("local", "docker")
+JOB_BACKENDS = ("local", "docker", "kubernetes")
+#: ``YMIR_K8S_<KEY>`` -> the kubernetes backend's config key
+K8S_KEYS = ("namespace", "pvc", "kubeconfig", "context", "host", "service_account", "gpu_resource",
+            "image_pull_policy")
 
 
 def _int_env(env: dict[str, str], name: str, default: int) -> int:
@@ -77,6 +88,7 @@ class Settings:
     testing: bool = False
     job_backend: str = "local"
     docker_host: str | None = None
+    k8s: dict = field(default_factory=dict)
     job_concurrency: int = 1
     run_jobs: bool = True
     fleet_enabled: bool = False
@@ -194,6 +206,7 @@ def load_settings(home: str | Path | None = None, env: dict[str, str] | None = N
         "secret_key": env.get("YMIR_SECRET_KEY") or None,
         "job_backend": env.get("YMIR_JOB_BACKEND") or "local",
         "docker_host": env.get("YMIR_DOCKER_HOST") or None,
+        "k8s": {k: env[f"YMIR_K8S_{k.upper()}"] for k in K8S_KEYS if env.get(f"YMIR_K8S_{k.upper()}")},
         "job_concurrency": _int_env(env, "YMIR_JOB_CONCURRENCY", 1),
         "run_jobs": _bool_env(env, "YMIR_RUN_JOBS", True),
         # a hub built for tests connects no fleet unless told to
@@ -210,6 +223,9 @@ def load_settings(home: str | Path | None = None, env: dict[str, str] | None = N
     values.update({k: v for k, v in overrides.items() if v is not None})
     if values["job_backend"] not in JOB_BACKENDS:
         raise BadInput(f"job backend {values['job_backend']!r}: use one of {', '.join(JOB_BACKENDS)}")
+    if values["job_backend"] == "kubernetes" and not values["k8s"].get("pvc"):
+        raise BadInput("YMIR_JOB_BACKEND=kubernetes needs YMIR_K8S_PVC: the claim that holds the workspace, "
+                       "mounted by the hub and by every job pod")
     _check_fleet(values)
     home_path = values["home"]
     if home_path.exists() and not home_path.is_dir():

@@ -68,7 +68,10 @@ class JobBackend(Protocol):
 BACKENDS: dict[str, str] = {
     "local": "hub.jobs.local",
     "docker": "hub.jobs.docker",
+    "kubernetes": "hub.jobs.kubernetes",
 }
+#: the extra that installs a backend's client library
+EXTRAS = {"docker": "hub", "kubernetes": "k8s"}
 
 
 def make_backend(key: str, config: dict | None = None) -> JobBackend:
@@ -77,5 +80,6 @@ def make_backend(key: str, config: dict | None = None) -> JobBackend:
     module = importlib.import_module(BACKENDS[key])
     try:
         return module.make(config or {})
-    except ImportError as exc:  # docker SDK missing
-        raise Unavailable(f"job backend {key!r} unavailable: {exc}; pip install 'ymir-edge[hub]'") from exc
+    except ImportError as exc:  # the backend's client library is missing
+        raise Unavailable(f"job backend {key!r} unavailable: {exc}; "
+                          f"pip install 'ymir-edge[{EXTRAS.get(key, 'hub')}]'") from exc
