@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from detkit.errors import BadInput
+from detkit.errors import BadInput, YmirError
 
 ENV_PREFIX = "YMIR_AGENT_"
 KNOWN_BACKENDS = ("onnxruntime", "openvino", "tensorrt")
@@ -83,6 +83,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("device_id", _str, "", "Stable device id: MQTT client id and topic segment ([A-Za-z0-9_.-], 1-64)."),
     Setting("hub_url", _str, "", "Base URL of the hub (artifact downloads, capture uploads), e.g. http://hub:5000."),
     Setting("device_token", _str, "", "Bearer token the agent sends to the hub (downloads, uploads)."),
+    Setting("hub_public_key", _str, "", "The hub's package-signing key (ed25519:<base64>, printed at provisioning); "
+            "when set, a package whose signature fails is refused."),
     Setting("mqtt_url", _str, "", "Broker URL mqtt://host:1883 (or mqtts://); empty disables MQTT."),
     Setting("mqtt_username", _str, "", "Broker user name (optional)."),
     Setting("mqtt_password", _str, "", "Broker password (optional)."),
@@ -127,6 +129,7 @@ class AgentSettings:
     device_id: str = ""
     hub_url: str = ""
     device_token: str = ""
+    hub_public_key: str = ""
     mqtt_url: str = ""
     mqtt_username: str = ""
     mqtt_password: str = ""
@@ -202,6 +205,13 @@ def _validate(s: AgentSettings, require_device: bool) -> None:
         problems.append("device_id is required")
     if s.device_id and not _ID_RE.match(s.device_id):
         problems.append(f"device_id {s.device_id!r} must match {_ID_RE.pattern}")
+    if s.hub_public_key:
+        from detkit.signing import parse_public_key
+
+        try:
+            parse_public_key(s.hub_public_key)
+        except YmirError as exc:
+            problems.append(f"hub_public_key: {exc.message}")
     for name in ("hub_url",):
         url = getattr(s, name)
         if url and urlsplit(url).scheme not in ("http", "https"):

@@ -35,6 +35,7 @@ from agent.models import ModelRegistry, ServedModel, load_detector
 from agent.protocol import Deployment
 from detkit.errors import BadModel, Conflict, NotFound, Unavailable, YmirError
 from detkit.package import MANIFEST, unpack
+from detkit.signing import verify_zip
 
 log = logging.getLogger(__name__)
 SLOT_META = ".slot.json"
@@ -251,6 +252,10 @@ class ModelStore:
                             max_bytes=self.settings.download_max_bytes)
         self.report(dep.name, dep.revision, "verifying", **info)
         verify_sha256(artifact, dep.sha256)
+        if self.settings.hub_public_key:  # a package the hub did not sign is refused; the old model keeps serving
+            if not zipfile.is_zipfile(artifact):
+                raise BadModel("signature: a bare model file carries no signature (deploy a package)")
+            verify_zip(artifact, self.settings.hub_public_key)
         base = self._dir(dep.name)
         base.mkdir(parents=True, exist_ok=True)
         final = base / f"r{dep.revision:06d}-{dep.sha256[:12]}"

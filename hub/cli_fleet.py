@@ -46,8 +46,12 @@ def device_add(cli: CliContext, device_id: str, name: str, tags: str, project: s
     from hub.store import projects as project_store
 
     pid = project_store.find_project(cli.database, project)["id"] if project else None
+    from hub.fleet.algorithms import public_key
+
     d = devices.provision(cli.database, device_id, name, [t.strip() for t in tags.split(",") if t.strip()], pid)
-    emit(d, as_json, lambda d: f"device {d['id']} provisioned; token (shown once): {d['token']}")
+    d["hub_public_key"] = public_key(cli.settings)
+    emit(d, as_json, lambda d: f"device {d['id']} provisioned; token (shown once): {d['token']}\n"
+                               f"hub public key (the agent's hub_public_key): {d['hub_public_key']}")
 
 
 @device.command("list")

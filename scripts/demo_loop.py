@@ -221,7 +221,8 @@ class Demo:
             token = self.hub("device", "token", DEVICE)["token"]
         if _taken(self.agent_port):
             raise StageFailed(f"port {self.agent_port} is in use; stop what holds it or set DEMO_AGENT_PORT")
-        values = {"device_id": DEVICE, "device_token": token, "hub_url": self.url,
+        key = self.api("GET", "/api/v1/fleet/public-key")["hub_public_key"]  # packages must carry its signature
+        values = {"device_id": DEVICE, "device_token": token, "hub_public_key": key, "hub_url": self.url,
                   "mqtt_url": f"mqtt://127.0.0.1:{self.mqtt_port}", "store_dir": str(folder / "store"),
                   "http_bind": f"127.0.0.1:{self.agent_port}", "uplink_interval": 1.0, "mining_enabled": True,
                   "mining_window": 5.0, "mining_top_k": 3, "mining_rate_per_min": 120.0,

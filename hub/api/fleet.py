@@ -61,7 +61,13 @@ def provision_device():
     device = devs.provision(
         database(), get_field(data, "id", str, required=True), get_field(data, "name", str, default=""),
         str_list(data, "tags") or [], _project_id(data.get("project")))
-    return jsonify(device), 201
+    return jsonify({**device, "hub_public_key": algos.public_key(state().settings)}), 201
+
+
+@bp.get("/fleet/public-key")
+def fleet_public_key():
+    """The key devices check package signatures with (the agent's ``hub_public_key``)."""
+    return jsonify({"hub_public_key": algos.public_key(state().settings)})
 
 
 @bp.get("/devices/<device_id>")

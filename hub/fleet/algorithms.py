@@ -46,19 +46,44 @@ def artifact_path(settings, sha256: str) -> Path:
     return artifacts_dir(settings) / f"{sha256}.zip"
 
 
+def signing_key(settings):
+    """The hub's Ed25519 package-signing key (``keys/artifact-signing.pem`` in the workspace, made once)."""
+    from detkit.signing import load_or_create_key
+
+    return load_or_create_key(Path(settings.home) / "keys" / "artifact-signing.pem")
+
+
+def public_key(settings) -> str:
+    """The hub's public key as devices take it (``ed25519:<base64>``; the agent's ``hub_public_key``)."""
+    from detkit.signing import public_key_text
+
+    return public_key_text(signing_key(settings))
+
+
 def store_artifact(database: Database, settings, zip_path: Path) -> tuple[str, int]:
-    """Keep a package zip under artifacts/ by sha256 (devices download it from there)."""
-    h = hashlib.sha256()
-    with open(zip_path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    sha = h.hexdigest()
-    dst = artifact_path(settings, sha)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if not dst.exists():
-        tmp = dst.with_name(dst.name + ".tmp")
-        shutil.copyfile(zip_path, tmp)
-        tmp.replace(dst)
+    """Sign a package zip's manifest and keep the signed zip under artifacts/ by sha256 (devices download it
+    from there and check the signature with the hub's public key)."""
+    from detkit.signing import sign_zip, verify_zip
+
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=settings.tmp_dir) as tmpdir:
+        signed = Path(tmpdir) / "package.zip"
+        shutil.copyfile(zip_path, signed)
+        try:  # already signed by this hub (e.g. a stored artifact published again): keep its bytes, and its sha256
+            verify_zip(signed, public_key(settings))
+        except BadModel:
+            sign_zip(signed, signing_key(settings))
+        h = hashlib.sha256()
+        with open(signed, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        sha = h.hexdigest()
+        dst = artifact_path(settings, sha)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if not dst.exists():
+            tmp = dst.with_name(dst.name + ".tmp")
+            shutil.copyfile(signed, tmp)
+            tmp.replace(dst)
     size = dst.stat().st_size
     algo_store.add_artifact(database, sha, dst.name, size)
     return sha, size

@@ -65,7 +65,8 @@ def provision_device_page():
     device = devs.provision(database(), request.form.get("id", "").strip(), request.form.get("name", "").strip(),
                             split_names(request.form.get("tags")),
                             project_store.find_project(database(), project)["id"] if project else None)
-    session["new_device"] = {"id": device["id"], "token": device["token"]}
+    session["new_device"] = {"id": device["id"], "token": device["token"],
+                             "hub_public_key": algos.public_key(state().settings)}
     return redirect(url_for("web.deployment"))
 
 

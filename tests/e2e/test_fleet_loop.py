@@ -45,7 +45,7 @@ def test_provision_deploy_serve_predictions_and_captures(tmp_path, mosquitto):  
         assert algo["name"] == "tiny" and algo["class_names"] == ["circle", "square", "triangle"]
 
         cfg, port = write_agent_config(tmp_path / "agent", "cam-1", dev["token"], mosquitto.url, server.url,
-                                       mining_enabled=True, mining_control_share=1.0, mining_rate_per_min=600.0,
+                                       hub_public_key=dev["hub_public_key"], mining_enabled=True, mining_control_share=1.0, mining_rate_per_min=600.0,
                                        mining_window=1.0, mining_conf=0.0)
         agent = AgentProc(tmp_path / "agent", cfg, port)
         wait_until(lambda: api.ok(api.get("/api/v1/devices/cam-1"))["online"], 30, what="the device online")

@@ -49,6 +49,12 @@ def test_device_token_shown_once_and_guards_artifacts_and_captures(fleet_hub, tm
     assert requests.get(url, headers={"Authorization": "Bearer ymird_nope"}, timeout=10).json()["code"] == "unauthorized"
     full = requests.get(url, headers={"Authorization": f"Bearer {dev['token']}"}, timeout=10)
     assert full.status_code == 200 and len(full.content) == algo["size"]
+    # the stored package is signed with the key the device got at provisioning
+    from detkit.signing import verify_zip
+
+    assert api.ok(api.get("/api/v1/fleet/public-key"))["hub_public_key"] == dev["hub_public_key"]
+    (tmp_path / "got.zip").write_bytes(full.content)
+    verify_zip(tmp_path / "got.zip", dev["hub_public_key"])
     part = requests.get(url, headers={"Authorization": f"Bearer {dev['token']}", "Range": "bytes=100-"}, timeout=10)
     assert part.status_code == 206 and part.content == full.content[100:]
     # a device may upload captures only under its own id
