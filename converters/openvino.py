@@ -34,6 +34,30 @@ def _sdk():
     return ov
 
 
+class _CurrentStderr(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is when a record comes (not the stream of the moment it was made)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except (ValueError, OSError):  # a closed stream: the record is dropped, the conversion goes on
+            pass
+
+
+def _nncf_logs_to_stderr() -> None:
+    """NNCF's own handler holds the stdout of the moment NNCF was imported; results (``--json``) own stdout,
+    so its records go to the current stderr instead."""
+    logger = logging.getLogger("nncf")
+    if any(isinstance(h, _CurrentStderr) for h in logger.handlers):
+        return
+    for handler in list(logger.handlers):
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            logger.removeHandler(handler)
+            replacement = _CurrentStderr(handler.level)
+            replacement.setFormatter(handler.formatter)
+            logger.addHandler(replacement)
+
+
 def _quantize_int8(ov_model, source, images: ImageSet, max_images: int, progress: Progress | None):
     try:
         import nncf
@@ -41,6 +65,7 @@ def _quantize_int8(ov_model, source, images: ImageSet, max_images: int, progress
         raise Unavailable(f"OpenVINO int8 needs NNCF: pip install 'ymir-edge[openvino]' ({exc})") from None
     if not log.isEnabledFor(logging.INFO):
         nncf.set_log_level(logging.WARNING)  # NNCF logs INFO lines to stdout by default
+    _nncf_logs_to_stderr()
     batches = list(input_batches(images.take(max_images), source.spec, progress=progress))
     # NNCF names IR nodes after the ONNX nodes; keep those that exist in this IR.
     ir_names = {op.get_friendly_name() for op in ov_model.get_ops()}
