@@ -166,12 +166,14 @@ def class_warnings(per_class: dict[str, dict], targets: list[str] = ()) -> list[
     return out
 
 
-def analyze(database, version_id: int, *, refresh: bool = False, assets_dir: Path | None = None) -> dict:
+def analyze(database, version_id: int, *, refresh: bool = False, assets_dir: Path | None = None,
+            asset_store=None) -> dict:
     """A version's analysis: ``{"version", "images", "storage_bytes", "image_histograms", "gt", "pred",
     "targets", "warnings", "cached", "elapsed_s"}`` (see the module docstring).
 
     With ``assets_dir``, images without a quality score get one first (import does not decode
-    pixels; :mod:`hub.datasets.quality`), so the quality histogram covers them.
+    pixels; :mod:`hub.datasets.quality`), so the quality histogram covers them; ``asset_store``
+    fetches the files a remote store's cache lacks first.
     """
     v = ds_store.require_ready(database, int(version_id))
     key = hashlib.sha1(json.dumps({"v": ANALYSIS_VERSION}).encode()).hexdigest()
@@ -179,7 +181,7 @@ def analyze(database, version_id: int, *, refresh: bool = False, assets_dir: Pat
     if row is None:
         t0 = time.perf_counter()
         if assets_dir is not None:
-            quality.score_missing(database, Path(assets_dir), v["id"])
+            quality.score_missing(database, Path(assets_dir), v["id"], asset_store=asset_store)
         result = compute(database, v["id"])
         elapsed = time.perf_counter() - t0
         store.save_analysis(database, v["id"], key, result, elapsed)
@@ -201,21 +203,23 @@ def analyze(database, version_id: int, *, refresh: bool = False, assets_dir: Pat
     }
 
 
-def compare(database, version_ids: list[int], assets_dir: Path | None = None) -> dict:
+def compare(database, version_ids: list[int], assets_dir: Path | None = None, asset_store=None) -> dict:
     """Analyses of 1 to 5 versions, for charts overlaid on one page."""
     ids = list(dict.fromkeys(int(i) for i in version_ids))
     if not ids:
         raise BadInput("versions: give 1 to 5 dataset version ids")
     if len(ids) > MAX_COMPARE:
         raise BadInput(f"versions: at most {MAX_COMPARE} versions side by side, got {len(ids)}")
-    return {"versions": [analyze(database, i, assets_dir=assets_dir) for i in ids],
+    return {"versions": [analyze(database, i, assets_dir=assets_dir, asset_store=asset_store) for i in ids],
             "buckets": {k: bucket_labels(e) for k, (e, _) in BUCKETS.items()}}
 
 
 def _run_job(ctx: JobContext, job: dict, progress: Progress) -> dict:
     progress(0.05, "analysing")
     assets_dir = ctx.settings.assets_dir if ctx.settings is not None else None
-    res = analyze(ctx.database, job["params"]["version_id"], refresh=True, assets_dir=assets_dir)
+    asset_store = ctx.settings.asset_store if ctx.settings is not None else None
+    res = analyze(ctx.database, job["params"]["version_id"], refresh=True, assets_dir=assets_dir,
+                  asset_store=asset_store)
     progress(1.0, "done")
     return {"version_id": res["version"]["id"], "images": res["images"], "warnings": len(res["warnings"])}
 

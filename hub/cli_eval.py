@@ -84,7 +84,8 @@ def dataset_analyze(cli: CliContext, version_id: int, refresh: bool, as_json: bo
     """Totals, histograms (YMIR buckets) and class warnings of a dataset version."""
     from hub import analysis
 
-    emit(analysis.analyze(cli.database, version_id, refresh=refresh, assets_dir=cli.settings.assets_dir), as_json,
+    emit(analysis.analyze(cli.database, version_id, refresh=refresh, assets_dir=cli.settings.assets_dir,
+                          asset_store=cli.settings.asset_store), as_json,
          _analysis_text)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 from detkit.errors import BadInput
@@ -45,8 +46,15 @@ ENV_VARS = {
     "YMIR_PUBLIC_URL": "the hub's URL as devices reach it, for artifact links (default: hub-relative links)",
     "YMIR_ROLLOUT_TIMEOUT_S": "seconds a device may stay downloading/verifying/loading before it is timed out (600)",
     "YMIR_CAPTURE_VERSION_FRAMES": "frames per edge-captures dataset version before a new one starts (1000)",
+    "YMIR_STORAGE": "where asset bytes live: local (the workspace's assets/ folder, default) or s3",
+    "YMIR_S3_BUCKET": "s3 storage: the bucket (required with it; it must exist)",
+    "YMIR_S3_ENDPOINT_URL": "s3 storage: endpoint of an S3-compatible server, e.g. http://minio:9000 (default: AWS)",
+    "YMIR_S3_PREFIX": "s3 storage: key prefix inside the bucket, no leading or trailing / (default: none)",
+    "YMIR_S3_REGION": "s3 storage: region name (default: boto3's, e.g. AWS_DEFAULT_REGION)",
 }
 JOB_BACKENDS = ("local", "docker", "kubernetes")
+#: ``YMIR_S3_<KEY>`` -> the s3 asset store's config key
+S3_KEYS = ("bucket", "endpoint_url", "prefix", "region")
 #: ``YMIR_K8S_<KEY>`` -> the kubernetes backend's config key
 K8S_KEYS = ("namespace", "pvc", "kubeconfig", "context", "host", "service_account", "gpu_resource",
             "image_pull_policy")
@@ -100,6 +108,8 @@ class Settings:
     public_url: str | None = None
     rollout_timeout_s: int = 600
     capture_version_frames: int = 1000
+    storage: str = "local"
+    s3: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
     # --- workspace layout -------------------------------------------------------------------
@@ -110,6 +120,13 @@ class Settings:
     @property
     def assets_dir(self) -> Path:
         return self.home / "assets"
+
+    @cached_property
+    def asset_store(self):
+        """The :class:`hub.storage.AssetStore` these settings select (made on first use)."""
+        from hub.storage import open_store
+
+        return open_store(self)
 
     @property
     def models_dir(self) -> Path:
@@ -188,6 +205,27 @@ def _check_fleet(values: dict) -> None:
         raise BadInput(f"YMIR_PUBLIC_URL={public!r}: use an http(s) URL")
 
 
+def _check_storage(values: dict) -> None:
+    """Refuse storage settings the asset store would choke on later."""
+    from hub.storage import unavailable_reason
+
+    key = values.get("storage")
+    reason = unavailable_reason(key)
+    if reason:
+        raise BadInput(f"YMIR_STORAGE={key!r}: {reason}")
+    if key != "s3":
+        return
+    s3 = values.get("s3") or {}
+    if not s3.get("bucket"):
+        raise BadInput("YMIR_STORAGE=s3 needs YMIR_S3_BUCKET: the bucket that holds the assets")
+    url = s3.get("endpoint_url")
+    if url and not url.startswith(("http://", "https://")):
+        raise BadInput(f"YMIR_S3_ENDPOINT_URL={url!r}: use an http(s) URL")
+    prefix = s3.get("prefix") or ""
+    if prefix.startswith("/") or prefix.endswith("/") or "//" in prefix:
+        raise BadInput(f"YMIR_S3_PREFIX={prefix!r}: no leading, trailing or double /")
+
+
 def resolve_home(home: str | Path | None, env: dict[str, str] | None = None) -> Path:
     """``--home`` if given, else ``$YMIR_HOME``, else ``./ymir-workplace``; made absolute."""
     env = dict(os.environ) if env is None else env
@@ -220,6 +258,8 @@ def load_settings(home: str | Path | None = None, env: dict[str, str] | None = N
         "rollout_timeout_s": _int_env(env, "YMIR_ROLLOUT_TIMEOUT_S", 600),
         "capture_version_frames": _int_env(env, "YMIR_CAPTURE_VERSION_FRAMES", 1000),
     }
+    values["storage"] = env.get("YMIR_STORAGE") or "local"
+    values["s3"] = {k: env[f"YMIR_S3_{k.upper()}"] for k in S3_KEYS if env.get(f"YMIR_S3_{k.upper()}")}
     values.update({k: v for k, v in overrides.items() if v is not None})
     if values["job_backend"] not in JOB_BACKENDS:
         raise BadInput(f"job backend {values['job_backend']!r}: use one of {', '.join(JOB_BACKENDS)}")
@@ -227,6 +267,7 @@ def load_settings(home: str | Path | None = None, env: dict[str, str] | None = N
         raise BadInput("YMIR_JOB_BACKEND=kubernetes needs YMIR_K8S_PVC: the claim that holds the workspace, "
                        "mounted by the hub and by every job pod")
     _check_fleet(values)
+    _check_storage(values)
     home_path = values["home"]
     if home_path.exists() and not home_path.is_dir():
         raise BadInput(f"workspace {home_path} exists and is not a folder")

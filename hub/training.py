@@ -65,7 +65,10 @@ def version_items(ctx: JobContext, version_id: int, targets: list[str] | None, w
     """A version's assets as executor items; with ``with_gt`` their GT boxes (only ``targets`` if given)."""
     items = []
     wanted = set(targets or [])
-    for row in assets_store.iter_version(ctx.database, version_id):
+    rows = list(assets_store.iter_version(ctx.database, version_id))
+    if ctx.settings is not None:  # the job reads files: fetch what the cache lacks, in parallel
+        ctx.settings.asset_store.ensure_local(row["sha1"] for row in rows)
+    for row in rows:
         ann = None
         if with_gt:
             ann = ImageAnnotation(filename=row["filename"], width=row["width"], height=row["height"],

@@ -95,7 +95,8 @@ def version_labels(version_id: int):
 @bp.get("/versions/<int:version_id>/analysis")
 def version_analysis(version_id: int):
     return jsonify(analysis.analyze(database(), version_id, refresh=_flag(request.args.get("refresh")),
-                                    assets_dir=state().settings.assets_dir))
+                                    assets_dir=state().settings.assets_dir,
+                                    asset_store=state().settings.asset_store))
 
 
 @bp.post("/versions/<int:version_id>/analysis")
@@ -110,4 +111,5 @@ def start_analysis(version_id: int):
 @bp.get("/analysis")
 def compare_analyses():
     ids = _int_list(request.args.get("versions"), "versions")
-    return jsonify(analysis.compare(database(), ids, assets_dir=state().settings.assets_dir))
+    return jsonify(analysis.compare(database(), ids, assets_dir=state().settings.assets_dir,
+                                    asset_store=state().settings.asset_store))

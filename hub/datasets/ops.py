@@ -340,6 +340,8 @@ def export_version(
     names = class_names or sorted(set(v["class_counts"]["gt"]) | set(v["class_counts"]["pred"]))
     out = Path(out)
     assets_dir = ws.settings.assets_dir
+    if fmt != "coco" or out.suffix == ".zip":  # the image files, fetched into the cache if need be
+        ws.settings.asset_store.ensure_local(r.sha1 for r in records)
     if fmt == "voc":
         pred_meta = (v.get("report") or {}).get("pred_meta")
         return export.export_voc_zip(records, assets_dir, out, pred_meta=pred_meta, progress=progress)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from detkit.errors import BadInput
+from detkit.errors import BadInput, YmirError
 from detkit.imaging import decode_image
 from detkit.quality import image_quality
 from hub.datasets.ingest import asset_path
@@ -36,9 +36,20 @@ def _score(assets_dir: Path, sha1: str) -> tuple[str, float | None]:
         return sha1, None
 
 
+def _fetch(asset_store, sha1s: list[str]) -> None:
+    try:
+        asset_store.ensure_local(sha1s)
+    except YmirError as exc:  # scored as far as the files go; the rest stays unknown (see _score)
+        log.warning("could not fetch every asset to score: %s", exc.message)
+
+
 def score_missing(database, assets_dir: Path, version_id: int,
-                  progress: Callable[[int, int], None] | None = None, workers: int | None = None) -> int:
-    """Compute and store the quality of the version's images that have none; returns how many got one."""
+                  progress: Callable[[int, int], None] | None = None, workers: int | None = None,
+                  asset_store=None) -> int:
+    """Compute and store the quality of the version's images that have none; returns how many got one.
+
+    With ``asset_store`` (an :class:`hub.storage.AssetStore`) files its cache lacks are fetched first.
+    """
     todo = store.assets_missing_quality(database, version_id)
     if not todo:
         return 0
@@ -47,6 +58,8 @@ def score_missing(database, assets_dir: Path, version_id: int,
     with ThreadPoolExecutor(workers, thread_name_prefix="quality") as pool:
         for start in range(0, len(todo), BATCH):
             batch = todo[start:start + BATCH]
+            if asset_store is not None:
+                _fetch(asset_store, batch)
             pairs = [(s, q) for s, q in pool.map(lambda s: _score(assets_dir, s), batch) if q is not None]
             store.set_asset_quality(database, pairs)
             scored += len(pairs)

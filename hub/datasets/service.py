@@ -194,6 +194,8 @@ def _ingest_version(ws: Workspace, version: dict, progress: _Throttled) -> dict:
     settings = ws.settings
     source = version["source"]
     limits = limits_for(settings)
+    store = settings.asset_store
+    store.check()  # an unreachable store fails the import before it reads a file
     # zips are read in place: no temporary copy of every file
     result = ingest_source(
         Source(source["kind"], source["value"]),
@@ -205,7 +207,10 @@ def _ingest_version(ws: Workspace, version: dict, progress: _Throttled) -> dict:
         limits=limits,
         progress=progress,
     )
+    published: list[str] = []
     try:
+        # the engine wrote new files into the local folder; the store holds them before rows say so
+        published = store.publish(a.sha1 for a in result.assets)
         report = _report_dict(result.report)
         report["images"] = len(result.assets)
         if len(result.assets) > settings.max_images:
@@ -242,6 +247,9 @@ def _ingest_version(ws: Workspace, version: dict, progress: _Throttled) -> dict:
         return report
     except BaseException:
         _remove_orphans(ws, result.created_files)
+        if published:  # objects this import added that no asset row refers to
+            known = asset_store.known_sha1s(ws.database, published)
+            store.discard([s for s in published if s not in known])
         raise
 
 

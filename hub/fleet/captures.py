@@ -27,7 +27,7 @@ from detkit.annotations import Box, ImageAnnotation
 from detkit.errors import BadInput
 from detkit.imaging import decode_image
 from detkit.quality import image_quality
-from hub.datasets.ingest import AssetRecord, store_asset
+from hub.datasets.ingest import AssetRecord
 from hub.db import Database
 from hub.store import assets as assets_store
 from hub.store import classes as class_store
@@ -113,7 +113,7 @@ def ingest_capture(database: Database, settings, device: dict, frame: bytes, met
     boxes = _boxes(record.get("detections", []), dec.width, dec.height)
     project_id, algo = _project_for(database, device, record)
     sha1 = hashlib.sha1(frame).hexdigest()
-    store_asset(settings.assets_dir, sha1, frame)
+    settings.asset_store.put(sha1, frame)
     score = meta.get("score")
     tags = {"source": "edge", "device": device["id"], "algorithm": str(record.get("deployment") or ""),
             "revision": str(record.get("revision", "")), "reason": str(meta.get("reason") or ""),

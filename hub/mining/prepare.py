@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from detkit.errors import BadInput
+from detkit.errors import BadInput, NotFound
 from hub.jobs.kinds import InternalKind, JobContext, register
 from hub.store import assets as assets_store
 from hub.store import classes as classes_store
@@ -48,15 +48,13 @@ def _phash(path) -> int:
 
 def phashes(ctx: JobContext, sha1s: list[str], progress=None) -> dict[str, int]:
     """The assets' perceptual hashes, from the cache or computed (and cached) now."""
-    from hub.datasets.ingest import asset_path
-
     known = mining_store.cached_phashes(ctx.database, sha1s)
     missing = [s for s in sha1s if s not in known]
     fresh: list[tuple[str, int]] = []
     for i, sha1 in enumerate(missing):
         try:
-            fresh.append((sha1, _phash(asset_path(ctx.settings.assets_dir, sha1))))
-        except OSError as exc:  # a file that cannot be read is reported, never hashed as something else
+            fresh.append((sha1, _phash(ctx.settings.asset_store.local_path(sha1))))
+        except (OSError, NotFound) as exc:  # a file that cannot be read is reported, never hashed as something else
             log.warning("perceptual hash of %s failed: %s", sha1, exc)
         if len(fresh) >= 500:
             mining_store.store_phashes(ctx.database, fresh)

@@ -110,7 +110,8 @@ def analysis_page(project_id: int):
     result, error, status = None, None, 200
     try:
         if chosen:
-            result = analysis.compare(db, chosen, assets_dir=state().settings.assets_dir)
+            result = analysis.compare(db, chosen, assets_dir=state().settings.assets_dir,
+                                      asset_store=state().settings.asset_store)
     except YmirError as exc:
         if exc.status >= 500:
             raise

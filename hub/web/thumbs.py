@@ -7,20 +7,14 @@ from pathlib import Path
 
 from PIL import Image
 
-from detkit.errors import NotFound
 from hub.config import Settings
 
 THUMB_SIZE = 320
 
 
 def original_path(settings: Settings, sha1: str) -> Path:
-    """The stored image file of an asset."""
-    from hub.datasets.ingest import asset_path  # the ingest engine owns the assets layout
-
-    path = Path(asset_path(settings.assets_dir, sha1))
-    if path.exists():
-        return path
-    raise NotFound(f"asset file {sha1} is missing from the workspace")
+    """The stored image file of an asset (from the asset store's local folder or cache)."""
+    return settings.asset_store.local_path(sha1)  # NotFound when the store lacks it
 
 
 def thumbnail_path(settings: Settings, sha1: str) -> Path:
