@@ -114,6 +114,7 @@ def export_task(ws: Workspace, task_id: int, fmt: str, out: str | Path) -> Path:
     records = _records(ws, task)
     out = Path(out)
     if fmt == "voc":
+        ws.settings.asset_store.ensure_local(r.sha1 for r in records)  # a remote store's cache may lack them
         return exporters.export_voc_zip(records, ws.settings.assets_dir, out)
     if fmt == "coco":
         return exporters.export_coco(records, out.with_suffix(".json"), task["classes"])
