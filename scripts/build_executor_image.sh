@@ -1,31 +1,30 @@
 #!/usr/bin/env bash
 # Build the built-in executor as a docker image without a registry:
-#   1. ymir-edge/debian-python:bookworm  — `debootstrap --variant=minbase` + python3, `docker import`ed (cached)
+#   1. ymir-edge/debian-python:bookworm  — scripts/base_image.sh: debootstrapped Debian + python3 (cached)
 #   2. ymir-edge/executor-base:latest    — that + the executor's wheels (torch CPU, numpy, pillow, lxml, onnx...)
 #                                          from a local wheelhouse made with pip download (cached)
 #   3. ymir-edge/executor:latest         — executor/Dockerfile FROM the base (the image the hub registers)
-# Usage: DOCKER_HOST=unix:///path/docker.sock scripts/build_executor_image.sh [--force]
+# The hub image (scripts/build_images.sh hub) starts FROM image 2 too, so torch is unpacked once.
+# Usage: DOCKER_HOST=unix:///path/docker.sock scripts/build_executor_image.sh [--force] [--base-only]
+#   --force      rebuild image 2 (new wheels)      --base-only  stop after image 2 and print its name
 set -euo pipefail
 cd "$(dirname "$0")/.."
-FORCE="${1:-}"
+FORCE=""
+BASE_ONLY=""
+for arg in "$@"; do
+  case "$arg" in
+    --force) FORCE=--force ;;
+    --base-only) BASE_ONLY=1 ;;
+    *) echo "unknown argument: $arg (see the header of $0)" >&2; exit 2 ;;
+  esac
+done
 PY=.venv/bin/python
-BASE=ymir-edge/debian-python:bookworm
 DEPS=ymir-edge/executor-base:latest
 IMAGE=ymir-edge/executor:latest
-MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 log() { echo "[executor-image] $*" >&2; }
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 
-if ! have "$BASE"; then
-  command -v debootstrap >/dev/null || { log "debootstrap is not installed"; exit 1; }
-  root=$(mktemp -d /tmp/ymir-rootfs.XXXX)
-  log "debootstrap bookworm into $root (about 90 s)"
-  debootstrap --variant=minbase --include=python3,python3-pip,ca-certificates bookworm "$root" "$MIRROR" >/tmp/ymir-debootstrap.log 2>&1 \
-    || { log "debootstrap failed: $(tail -3 /tmp/ymir-debootstrap.log)"; rm -rf "$root"; exit 1; }
-  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-  tar -C "$root" -c . | docker import - "$BASE" >/dev/null
-  rm -rf "$root"
-fi
+scripts/base_image.sh >/dev/null  # the shared debootstrapped base (cached)
 
 ctx=$(mktemp -d /tmp/ymir-exec-ctx.XXXX)
 trap 'rm -rf "$ctx"' EXIT
@@ -43,6 +42,7 @@ DOCKER
   log "building $DEPS"
   docker build -q -t "$DEPS" "$ctx" >/dev/null
 fi
+if [[ -n "$BASE_ONLY" ]]; then echo "$DEPS"; exit 0; fi
 
 log "building $IMAGE"
 docker build -q -f executor/Dockerfile --build-arg BASE="$DEPS" \

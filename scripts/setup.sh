@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up (idempotently) what ymir-edge needs on a fresh Debian machine with Python >= 3.11:
-#   - system packages (mosquitto, chromium, docker.io, busybox-static, debootstrap) when missing and we are root;
+#   - system packages (mosquitto, chromium, docker.io, busybox-static, debootstrap, docker-compose) when missing and we are root;
 #   - .venv at the repo root with the project installed editable with the requested extras.
 # Usage: scripts/setup.sh [EXTRAS]   (default: all)
 set -euo pipefail
@@ -16,6 +16,7 @@ if [[ "$EXTRAS" == all || "$EXTRAS" == *dev* ]]; then
   command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
   [[ -x /bin/busybox ]] || need_apt+=(busybox-static)
   command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
+  command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || need_apt+=(docker-compose)
 fi
 if ((${#need_apt[@]})); then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
