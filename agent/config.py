@@ -88,6 +88,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mqtt_url", _str, "", "Broker URL mqtt://host:1883 (or mqtts://); empty disables MQTT."),
     Setting("mqtt_username", _str, "", "Broker user name (optional)."),
     Setting("mqtt_password", _str, "", "Broker password (optional)."),
+    Setting("mqtt_ca_file", _str, "", "PEM CA file the agent trusts for an mqtts:// broker "
+            "(default: the system's CA store); the broker's certificate and host name are checked."),
     Setting("mqtt_keepalive", _int, 30, "MQTT keepalive in seconds; the broker fires the last will after 1.5x."),
     Setting("mqtt_session_expiry", _int, 86400, "MQTT 5 session expiry in seconds (persistent session)."),
     Setting("mqtt_version", _str, "5", "MQTT protocol: 5 (default) or 3.1.1 (for 3.1.1-only brokers such as amqtt)."),
@@ -133,6 +135,7 @@ class AgentSettings:
     mqtt_url: str = ""
     mqtt_username: str = ""
     mqtt_password: str = ""
+    mqtt_ca_file: str = ""
     mqtt_keepalive: int = 30
     mqtt_session_expiry: int = 86400
     mqtt_version: str = "5"
@@ -223,6 +226,8 @@ def _validate(s: AgentSettings, require_device: bool) -> None:
             _ = urlsplit(s.mqtt_url).port
         except ValueError:
             problems.append(f"mqtt_url has a bad port: {s.mqtt_url!r}")
+    if s.mqtt_ca_file and not Path(s.mqtt_ca_file).is_file():
+        problems.append(f"mqtt_ca_file {s.mqtt_ca_file!r}: no such file")
     if not s.topic_prefix or "+" in s.topic_prefix or "#" in s.topic_prefix or s.topic_prefix.endswith("/"):
         problems.append(f"topic_prefix {s.topic_prefix!r} must be non-empty, without wildcards or a trailing /")
     if s.http_bind:

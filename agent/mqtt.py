@@ -52,8 +52,8 @@ class MqttSession:
                                       protocol=mqtt.MQTTv311, clean_session=False)
         if settings.mqtt_username:
             self.client.username_pw_set(settings.mqtt_username, settings.mqtt_password or None)
-        if tls:
-            self.client.tls_set()
+        if tls:  # the broker's certificate and host name are checked against mqtt_ca_file (or the system's CAs)
+            self.client.tls_set(ca_certs=settings.mqtt_ca_file or None)
         self.client.reconnect_delay_set(min_delay=1, max_delay=max(1, round(settings.mqtt_reconnect_max)))
         self.client.max_queued_messages_set(1000)
         offline = offline_status or protocol.status(settings.device_id, "offline")

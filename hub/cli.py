@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "hub.cli_datasets",
     "hub.cli_jobs",
     "hub.cli_fleet",
+    "hub.cli_broker",
     "hub.cli_eval",
     "hub.cli_mining",
     "hub.cli_labeling",

@@ -43,6 +43,10 @@ ENV_VARS = {
     "YMIR_EMBEDDED_BROKER": "embedded broker kind when no URL: auto (mosquitto, else amqtt), mosquitto, amqtt",
     "YMIR_BROKER_LISTEN": "host:port the embedded broker listens on (default 127.0.0.1:1883; port 0: any free)",
     "YMIR_BROKER_AUTH": "1/0: the embedded Mosquitto requires passwords (device id + device token) and per-device ACLs (default 0)",
+    "YMIR_BROKER_TLS_LISTEN": "host:port of the embedded Mosquitto's TLS listener for devices (empty: none; port 0: any free)",
+    "YMIR_BROKER_TLS_CERT": "PEM certificate (chain) of the embedded Mosquitto's TLS listener (required with YMIR_BROKER_TLS_LISTEN)",
+    "YMIR_BROKER_TLS_KEY": "PEM private key of the embedded Mosquitto's TLS listener (required with YMIR_BROKER_TLS_LISTEN)",
+    "YMIR_MQTT_CA_FILE": "PEM CA file the hub trusts for an mqtts:// YMIR_MQTT_URL (default: the system's CA store)",
     "YMIR_PUBLIC_URL": "the hub's URL as devices reach it, for artifact links (default: hub-relative links)",
     "YMIR_ROLLOUT_TIMEOUT_S": "seconds a device may stay downloading/verifying/loading before it is timed out (600)",
     "YMIR_CAPTURE_VERSION_FRAMES": "frames per edge-captures dataset version before a new one starts (1000)",
@@ -105,6 +109,10 @@ class Settings:
     embedded_broker: str = "auto"
     broker_listen: str = "127.0.0.1:1883"
     broker_auth: bool = False
+    broker_tls_listen: str | None = None
+    broker_tls_cert: Path | None = None
+    broker_tls_key: Path | None = None
+    mqtt_ca_file: Path | None = None
     public_url: str | None = None
     rollout_timeout_s: int = 600
     capture_version_frames: int = 1000
@@ -200,9 +208,36 @@ def _check_fleet(values: dict) -> None:
     host, _, port = str(values.get("broker_listen") or "").rpartition(":")
     if not host or not port.isdigit() or int(port) > 65535:
         raise BadInput(f"YMIR_BROKER_LISTEN={values.get('broker_listen')!r}: use host:port")
+    _check_broker_tls(values)
     public = values.get("public_url")
     if public and not public.startswith(("http://", "https://")):
         raise BadInput(f"YMIR_PUBLIC_URL={public!r}: use an http(s) URL")
+
+
+def _pem_file(values: dict, key: str, var: str) -> None:
+    if values.get(key) is None:
+        return
+    path = Path(values[key]).expanduser().resolve()
+    if not path.is_file():
+        raise BadInput(f"{var}={str(values[key])!r}: no such file")
+    values[key] = path
+
+
+def _check_broker_tls(values: dict) -> None:
+    """The embedded broker's TLS listener needs host:port, a certificate and its key, all or none."""
+    for key, var in (("broker_tls_cert", "YMIR_BROKER_TLS_CERT"), ("broker_tls_key", "YMIR_BROKER_TLS_KEY"),
+                     ("mqtt_ca_file", "YMIR_MQTT_CA_FILE")):
+        _pem_file(values, key, var)
+    listen = values.get("broker_tls_listen")
+    if listen:
+        host, _, port = str(listen).rpartition(":")
+        if not host or not port.isdigit() or int(port) > 65535:
+            raise BadInput(f"YMIR_BROKER_TLS_LISTEN={listen!r}: use host:port")
+        if not values.get("broker_tls_cert") or not values.get("broker_tls_key"):
+            raise BadInput("YMIR_BROKER_TLS_LISTEN needs YMIR_BROKER_TLS_CERT and YMIR_BROKER_TLS_KEY (PEM files)")
+    elif values.get("broker_tls_cert") or values.get("broker_tls_key"):
+        raise BadInput("YMIR_BROKER_TLS_CERT/YMIR_BROKER_TLS_KEY are set but YMIR_BROKER_TLS_LISTEN is not: "
+                       "set the TLS listener's host:port")
 
 
 def _check_storage(values: dict) -> None:
@@ -254,6 +289,10 @@ def load_settings(home: str | Path | None = None, env: dict[str, str] | None = N
         "embedded_broker": env.get("YMIR_EMBEDDED_BROKER") or "auto",
         "broker_listen": env.get("YMIR_BROKER_LISTEN") or "127.0.0.1:1883",
         "broker_auth": _bool_env(env, "YMIR_BROKER_AUTH", False),
+        "broker_tls_listen": env.get("YMIR_BROKER_TLS_LISTEN") or None,
+        "broker_tls_cert": env.get("YMIR_BROKER_TLS_CERT") or None,
+        "broker_tls_key": env.get("YMIR_BROKER_TLS_KEY") or None,
+        "mqtt_ca_file": env.get("YMIR_MQTT_CA_FILE") or None,
         "public_url": (env.get("YMIR_PUBLIC_URL") or "").rstrip("/") or None,
         "rollout_timeout_s": _int_env(env, "YMIR_ROLLOUT_TIMEOUT_S", 600),
         "capture_version_frames": _int_env(env, "YMIR_CAPTURE_VERSION_FRAMES", 1000),

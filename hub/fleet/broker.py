@@ -27,10 +27,10 @@ from urllib.parse import urlsplit
 
 from agent import protocol
 from detkit.errors import Unavailable
+from hub.fleet.broker_files import TlsListener, acl_text, mosquitto_conf, passwd_text, write_private
 
 log = logging.getLogger(__name__)
 SUBSCRIBED = ("status", "reported", "metrics", "predictions", "cmd/result")
-HUB_USER = "ymir-hub"  # the hub's own broker user when the embedded Mosquitto requires passwords
 
 
 def _free_port(host: str) -> int:
@@ -56,39 +56,47 @@ def mosquitto_binary() -> str | None:
 
 
 class EmbeddedMosquitto:
-    """A Mosquitto child process with a generated config (anonymous access on ``host:port``)."""
+    """A Mosquitto child process with a generated config: a plain listener on ``host:port`` (anonymous,
+    or passwords + per-device ACL with ``auth``) and, with ``tls``, a TLS listener for devices.
+    Files: :mod:`hub.fleet.broker_files`."""
 
     kind = "mosquitto"
     mqtt5 = True
 
-    def __init__(self, folder: Path, host: str, port: int, prefix: str = "", auth: bool = False):
+    def __init__(self, folder: Path, host: str, port: int, prefix: str = "", auth: bool = False,
+                 tls: TlsListener | None = None):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.host = host
         self.port = port or _free_port(host)
         self.proc: subprocess.Popen | None = None
         self.auth = auth
-        user = "user root\n" if hasattr(os, "geteuid") and os.geteuid() == 0 else ""
-        access = "allow_anonymous true\n"
+        self.tls = None
+        if tls is not None:
+            self.tls = TlsListener(tls.host, tls.port or _free_port(tls.host), tls.cert, tls.key)
+        self.passwd = self.acl = None
         if auth:
-            self.passwd, acl = self.folder / "passwd", self.folder / "acl"
+            self.passwd, self.acl = self.folder / "passwd", self.folder / "acl"
             self.passwd.touch(mode=0o600)
-            # the hub reads and writes everything; a device only its own topics
-            acl.write_text(f"user {HUB_USER}\ntopic readwrite {prefix}/#\n\n"
-                           f"pattern readwrite {prefix}/devices/%u/#\n")
-            access = f"allow_anonymous false\npassword_file {self.passwd}\nacl_file {acl}\n"
+            self.acl.write_text(acl_text(prefix))
         self.config = self.folder / "mosquitto.conf"
-        self.config.write_text(
-            f"listener {self.port} {host}\n{access}{user}"
-            f"persistence true\npersistence_location {self.folder}/\nautosave_interval 10\n"
-            "max_queued_messages 100000\nmax_inflight_messages 100\n"
-            f"log_dest file {self.folder}/mosquitto.log\nlog_type error\nlog_type warning\nlog_type notice\n"
-        )
+        self.config.write_text(mosquitto_conf(
+            (host, self.port), passwd=self.passwd, acl=self.acl, tls=self.tls,
+            run_as="root" if hasattr(os, "geteuid") and os.geteuid() == 0 else None,
+            persistence_dir=self.folder, log_file=self.folder / "mosquitto.log"))
 
     @property
     def url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         return f"mqtt://{host}:{self.port}"
+
+    @property
+    def tls_url(self) -> str | None:
+        """``mqtts://host:port`` of the TLS listener (what devices are given), or None."""
+        if self.tls is None:
+            return None
+        host = "127.0.0.1" if self.tls.host in ("0.0.0.0", "") else self.tls.host
+        return f"mqtts://{host}:{self.tls.port}"
 
     def start(self) -> EmbeddedMosquitto:
         binary = mosquitto_binary()
@@ -96,7 +104,10 @@ class EmbeddedMosquitto:
             raise Unavailable("mosquitto is not installed (apt-get install -y mosquitto)")
         self.proc = subprocess.Popen([binary, "-c", str(self.config)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
-        if not _wait_port(self.host, self.port, 10.0):
+        up = _wait_port(self.host, self.port, 10.0)
+        if up and self.tls is not None:
+            up = _wait_port(self.tls.host, self.tls.port, 5.0)
+        if not up:
             self.stop()
             log_text = (self.folder / "mosquitto.log").read_text(errors="replace")[-2000:] \
                 if (self.folder / "mosquitto.log").exists() else ""
@@ -106,11 +117,7 @@ class EmbeddedMosquitto:
 
     def set_passwords(self, entries: list[tuple[str, str]]) -> None:
         """Rewrite the password file (``(user, mosquitto hash)``) and make Mosquitto reload it (SIGHUP)."""
-        tmp = self.passwd.with_name("passwd.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.writelines(f"{user}:{hashed}\n" for user, hashed in entries)
-        os.replace(tmp, self.passwd)
+        write_private(self.passwd, passwd_text(entries))
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGHUP)
 
@@ -194,11 +201,17 @@ def start_embedded(settings) -> EmbeddedMosquitto | EmbeddedAmqtt:
     amqtt is started here, Mosquitto by the caller (with auth on, after its password file is written)."""
     host, _, port = settings.broker_listen.rpartition(":")
     kind = settings.embedded_broker
+    tls = None
+    if settings.broker_tls_listen:
+        tls_host, _, tls_port = settings.broker_tls_listen.rpartition(":")
+        tls = TlsListener(tls_host, int(tls_port), settings.broker_tls_cert, settings.broker_tls_key)
     if kind == "mosquitto" or (kind == "auto" and mosquitto_binary()):
         return EmbeddedMosquitto(settings.cache_dir / "mosquitto", host, int(port), settings.mqtt_prefix,
-                                 auth=settings.broker_auth)
+                                 auth=settings.broker_auth, tls=tls)
     if settings.broker_auth:
         raise Unavailable("YMIR_BROKER_AUTH needs the embedded Mosquitto (amqtt cannot check device passwords here)")
+    if tls is not None:
+        raise Unavailable("YMIR_BROKER_TLS_LISTEN needs the embedded Mosquitto (the amqtt fallback has no TLS here)")
     return EmbeddedAmqtt(host, int(port)).start()
 
 
@@ -206,10 +219,11 @@ Handler = Callable[[str, str, bytes], None]  # (device_id, kind, payload)
 
 
 class HubClient:
-    """The hub's MQTT session: subscribes to every device's uplink topics, publishes desired/cmd."""
+    """The hub's MQTT session: subscribes to every device's uplink topics, publishes desired/cmd.
+    ``mqtts://`` URLs use TLS, trusting ``ca_file`` (default: the system's CA store)."""
 
     def __init__(self, url: str, prefix: str, client_id: str, on_message: Handler, mqtt5: bool = True,
-                 username: str | None = None, password: str | None = None):
+                 username: str | None = None, password: str | None = None, ca_file: str | None = None):
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
@@ -225,8 +239,8 @@ class HubClient:
                                   protocol=mqtt.MQTTv5 if mqtt5 else mqtt.MQTTv311, clean_session=None if mqtt5 else False)
         if username or u.username:
             self.client.username_pw_set(username or u.username, password if username else u.password)
-        if u.scheme in ("mqtts", "ssl"):
-            self.client.tls_set()
+        if u.scheme in ("mqtts", "ssl"):  # the server's certificate and host name are checked
+            self.client.tls_set(ca_certs=str(ca_file) if ca_file else None)
         self.client.reconnect_delay_set(min_delay=1, max_delay=10)
         self.client.max_inflight_messages_set(100)
         self.client.on_connect = self._connected

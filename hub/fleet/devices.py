@@ -9,8 +9,9 @@ import hmac
 import os
 import secrets
 
-from detkit.errors import Forbidden, Unauthorized
+from detkit.errors import BadInput, Forbidden, Unauthorized
 from hub.db import Database
+from hub.fleet.broker_files import HUB_USER
 from hub.store import fleet as fleet_store
 from hub.store import fleet_deployments as dep_store
 
@@ -31,7 +32,10 @@ def mosquitto_hash(password: str) -> str:
 def provision(database: Database, device_id: str, name: str = "", tags: list[str] | None = None,
               project_id: int | None = None) -> dict:
     """Create a device; the returned dict holds its ``token`` (the only time it is shown). The hub keeps
-    its sha256 (HTTP) and a salted Mosquitto hash (MQTT passwords with ``YMIR_BROKER_AUTH``)."""
+    its sha256 (HTTP) and a salted Mosquitto hash (MQTT passwords with ``YMIR_BROKER_AUTH``).
+    The hub's own broker user name is no device id: such a device would get the hub's ACL."""
+    if device_id == HUB_USER:
+        raise BadInput(f"device id {device_id!r} is reserved for the hub's broker user")
     token = new_token()
     device = fleet_store.create_device(database, device_id, name, tags or [], token, project_id,
                                        mosquitto_hash(token))

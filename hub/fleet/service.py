@@ -16,7 +16,8 @@ import uuid
 from agent import protocol
 from detkit.errors import Unavailable
 from hub.fleet import rollout
-from hub.fleet.broker import HUB_USER, HubClient, start_embedded
+from hub.fleet.broker import HubClient, start_embedded
+from hub.fleet.broker_files import HUB_USER
 from hub.fleet.devices import mosquitto_hash
 from hub.fleet.ingest import Ingest
 from hub.store import fleet as fleet_store
@@ -60,7 +61,8 @@ class FleetService:
         home_id = hashlib.sha1(str(self.settings.home).encode()).hexdigest()[:10]
         self.ingest.start()
         self.client = HubClient(self.url, self.prefix, f"ymir-hub-{home_id}", self.ingest.put,
-                                mqtt5=getattr(self.broker, "mqtt5", True), **creds).start()
+                                mqtt5=getattr(self.broker, "mqtt5", True), ca_file=self.settings.mqtt_ca_file,
+                                **creds).start()
         self._thread = threading.Thread(target=self._loop, name="fleet-rollout", daemon=True)
         self._thread.start()
         log.info("fleet: broker %s (%s), prefix %s", self.url, self.broker.kind if self.broker else "external",
@@ -135,7 +137,7 @@ class FleetService:
 
     def info(self) -> dict:
         return {"broker": self.url, "embedded": self.broker.kind if self.broker else None, "prefix": self.prefix,
-                "broker_auth": bool(self._hub_entry),
+                "broker_auth": bool(self._hub_entry), "broker_tls": getattr(self.broker, "tls_url", None),
                 "connected": bool(self.client and self.client.connected.is_set()),
                 "ingest": dict(self.ingest.counters), "loop_errors": self.loop_errors}
 
