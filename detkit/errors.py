@@ -56,6 +56,17 @@ class Forbidden(YmirError):
     status = 403
 
 
+class TooManyRequests(YmirError):
+    """Too many attempts in a window (the login rate limit); ``retry_after`` says when to come back (s)."""
+
+    code = "too_many_requests"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int = 60):
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
+
+
 class TooLarge(YmirError):
     """An upload, download or archive exceeds a configured size or ratio limit."""
 

@@ -1,8 +1,11 @@
-"""Authentication: hashed passwords, API tokens (Bearer), sessions, roles and CSRF tokens.
+"""Authentication: hashed passwords, API tokens (Bearer) with scopes, sessions, roles and CSRF tokens.
 
 Every page and API route needs a user except the ones in :data:`PUBLIC_ENDPOINTS`. API clients
 send ``Authorization: Bearer <token>``; the browser uses the session cookie. Form posts carry
 ``csrf_token``; JSON calls made from pages with the session cookie carry ``X-CSRF-Token``.
+A token's scope (:data:`hub.store.users.SCOPES`) narrows its user's rights: ``read`` only GETs,
+``write`` acts as a plain user, ``admin`` (administrators' tokens only) carries all. Failed logins are
+rate-limited (:mod:`hub.login_limit`).
 """
 
 from __future__ import annotations
@@ -74,15 +77,20 @@ def _is_api() -> bool:
 def load_user() -> None:
     """``before_request`` hook: sets ``g.user`` and enforces auth and CSRF."""
     g.user = None
+    g.token_scope = None  # None: the session (all the user's rights)
     if request.endpoint in DEVICE_ENDPOINTS:
         return None
     database = current_app.extensions["ymir"].database
     header = request.headers.get("Authorization", "")
     via_token = False
     if header.lower().startswith("bearer "):
-        g.user = user_store.user_for_token(database, header[7:].strip())
-        if g.user is None:
+        user = user_store.user_for_token(database, header[7:].strip())
+        if user is None:
             raise Unauthorized("invalid API token")
+        g.token_scope = user.pop("token_scope")
+        if user["role"] == "admin" and g.token_scope != "admin":  # an admin's read/write token acts as a user
+            user = {**user, "role": "user"}
+        g.user = user
         via_token = True
     elif session.get("user_id"):
         try:
@@ -101,6 +109,8 @@ def load_user() -> None:
         if _is_api():
             raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")
         return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
+    if via_token and g.token_scope == "read" and request.method not in _SAFE_METHODS:
+        raise Forbidden(f"this API token has scope 'read': it may only read (GET), not {request.method}")
     if request.method not in _SAFE_METHODS and not via_token:
         _check_csrf(request.headers.get("X-CSRF-Token") or request.form.get("csrf_token"))
     return None
@@ -112,8 +122,14 @@ def login_session(user: dict) -> None:
     csrf_token()
 
 
+def scope_rank(scope: str | None) -> int:
+    """How much a scope allows (the session: everything)."""
+    return len(user_store.SCOPES) if scope is None else user_store.SCOPES.index(scope)
+
+
 def require_admin(fn):
-    """Route decorator: only admins."""
+    """Route decorator: only admins (an admin's token needs scope ``admin``: its read/write tokens act as a
+    user's, see :func:`load_user`)."""
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
@@ -121,4 +137,5 @@ def require_admin(fn):
             raise Forbidden("administrators only")
         return fn(*args, **kwargs)
 
+    wrapper.admin_only = True  # for route listings (tests, docs)
     return wrapper

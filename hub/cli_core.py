@@ -130,15 +130,19 @@ def user_list(cli: CliContext, as_json: bool) -> None:
 @user.command("token")
 @click.argument("username")
 @click.option("--label", default="", help="A note to recognise the token by.")
+@click.option("--scope", type=click.Choice(["read", "write", "admin"]), default=None,
+              help="What the token may do: read (GET only), write (a user's rights), admin (administrators "
+                   "only). Default: all the user's rights.")
 @json_option
 @pass_cli
-def user_token(cli: CliContext, username: str, label: str, as_json: bool) -> None:
+def user_token(cli: CliContext, username: str, label: str, scope: str | None, as_json: bool) -> None:
     """Make an API token for a user (printed once; only its hash is stored)."""
     from hub.store import users as user_store
 
     u = user_store.get_user_by_name(cli.database, username)
-    token = user_store.create_token(cli.database, u["id"], label)
-    emit({"username": username, "token": token, "label": label}, as_json, token)
+    scope = scope or user_store.default_scope(u["role"])
+    token = user_store.create_token(cli.database, u["id"], label, scope)
+    emit({"username": username, "token": token, "label": label, "scope": scope}, as_json, token)
 
 
 COMMANDS = [init, serve, sample_data, user]

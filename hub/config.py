@@ -47,6 +47,8 @@ ENV_VARS = {
     "YMIR_BROKER_TLS_CERT": "PEM certificate (chain) of the embedded Mosquitto's TLS listener (required with YMIR_BROKER_TLS_LISTEN)",
     "YMIR_BROKER_TLS_KEY": "PEM private key of the embedded Mosquitto's TLS listener (required with YMIR_BROKER_TLS_LISTEN)",
     "YMIR_MQTT_CA_FILE": "PEM CA file the hub trusts for an mqtts:// YMIR_MQTT_URL (default: the system's CA store)",
+    "YMIR_LOGIN_MAX_FAILURES": "failed logins per client address and per user name within YMIR_LOGIN_WINDOW_S before logins answer 429 (10)",
+    "YMIR_LOGIN_WINDOW_S": "seconds of the login rate limit's sliding window (600)",
     "YMIR_PUBLIC_URL": "the hub's URL as devices reach it, for artifact links (default: hub-relative links)",
     "YMIR_ROLLOUT_TIMEOUT_S": "seconds a device may stay downloading/verifying/loading before it is timed out (600)",
     "YMIR_CAPTURE_VERSION_FRAMES": "frames per edge-captures dataset version before a new one starts (1000)",
@@ -113,6 +115,8 @@ class Settings:
     broker_tls_cert: Path | None = None
     broker_tls_key: Path | None = None
     mqtt_ca_file: Path | None = None
+    login_max_failures: int = 10
+    login_window_s: int = 600
     public_url: str | None = None
     rollout_timeout_s: int = 600
     capture_version_frames: int = 1000
@@ -293,6 +297,8 @@ def load_settings(home: str | Path | None = None, env: dict[str, str] | None = N
         "broker_tls_cert": env.get("YMIR_BROKER_TLS_CERT") or None,
         "broker_tls_key": env.get("YMIR_BROKER_TLS_KEY") or None,
         "mqtt_ca_file": env.get("YMIR_MQTT_CA_FILE") or None,
+        "login_max_failures": _int_env(env, "YMIR_LOGIN_MAX_FAILURES", 10),
+        "login_window_s": _int_env(env, "YMIR_LOGIN_WINDOW_S", 600),
         "public_url": (env.get("YMIR_PUBLIC_URL") or "").rstrip("/") or None,
         "rollout_timeout_s": _int_env(env, "YMIR_ROLLOUT_TIMEOUT_S", 600),
         "capture_version_frames": _int_env(env, "YMIR_CAPTURE_VERSION_FRAMES", 1000),

@@ -42,7 +42,10 @@ def register_error_handlers(app: Flask) -> None:
     def _ymir(exc: YmirError):
         if exc.status >= 500:
             log.error("%s: %s", exc.code, exc.message)
-        return _render(exc.message, exc.code, exc.status)
+        response = _render(exc.message, exc.code, exc.status)
+        if getattr(exc, "retry_after", None):
+            response[0].headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):

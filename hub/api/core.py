@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import g, jsonify
 
+from detkit.errors import Forbidden
 from hub import auth
 from hub.api import bp
 from hub.api.util import body, database, get_field, str_list
@@ -30,9 +31,16 @@ def list_tokens():
 
 @bp.post("/tokens")
 def create_token():
-    label = get_field(body(), "label", str, default="")
-    token = user_store.create_token(database(), g.user["id"], label)
-    return jsonify({"token": token, "label": label}), 201
+    data = body()
+    label = get_field(data, "label", str, default="")
+    scope = get_field(data, "scope", str, default="") or None
+    own = g.token_scope  # a token never mints one that may do more than itself
+    user = user_store.get_user(database(), g.user["id"])  # the stored role, not the token's view of it
+    scope = user_store.check_scope(scope or own or user_store.default_scope(user["role"]), user["role"])
+    if own is not None and auth.scope_rank(scope) > auth.scope_rank(own):
+        raise Forbidden(f"scope {scope!r}: this token has scope {own!r} and cannot make a stronger one")
+    token = user_store.create_token(database(), g.user["id"], label, scope)
+    return jsonify({"token": token, "label": label, "scope": scope}), 201
 
 
 @bp.delete("/tokens/<int:token_id>")

@@ -11,6 +11,23 @@ from hub.db import Database
 
 ROLES = ("admin", "user")
 TOKEN_PREFIX = "ymir_"
+#: API token scopes, weakest first: ``read`` may only GET; ``write`` does what its user may except admin
+#: routes; ``admin`` carries all of its user's rights (only administrators' tokens may have it)
+SCOPES = ("read", "write", "admin")
+
+
+def default_scope(role: str) -> str:
+    """The scope a token gets when none is asked for: all its user's rights."""
+    return "admin" if role == "admin" else "write"
+
+
+def check_scope(scope: str, role: str) -> str:
+    """``scope`` if a user of ``role`` may hold a token of it; BadInput otherwise."""
+    if scope not in SCOPES:
+        raise BadInput(f"scope {scope!r}: expected one of {', '.join(SCOPES)}")
+    if scope == "admin" and role != "admin":
+        raise BadInput("scope 'admin': only administrators' tokens may have it (use read or write)")
+    return scope
 
 
 def token_hash(token: str) -> str:
@@ -75,23 +92,26 @@ def count_users(database: Database) -> int:
     return database.db.execute("SELECT count(*) FROM users").fetchone()[0]
 
 
-def create_token(database: Database, user_id: int, label: str = "") -> str:
-    """Make a new API token for a user; the plain token is returned once and never stored."""
-    get_user(database, user_id)
+def create_token(database: Database, user_id: int, label: str = "", scope: str | None = None) -> str:
+    """Make a new API token for a user (``scope`` one of :data:`SCOPES`, default all the user's rights);
+    the plain token is returned once and never stored."""
+    user = get_user(database, user_id)
+    scope = check_scope(scope or default_scope(user["role"]), user["role"])
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with database.write() as db:
         db.execute(
-            "INSERT INTO api_tokens (user_id, token_hash, label, created_at) VALUES (?, ?, ?, ?)",
-            [user_id, token_hash(token), label, time.time()],
+            "INSERT INTO api_tokens (user_id, token_hash, label, scope, created_at) VALUES (?, ?, ?, ?, ?)",
+            [user_id, token_hash(token), label, scope, time.time()],
         )
     return token
 
 
 def user_for_token(database: Database, token: str) -> dict | None:
-    """The enabled user owning ``token``, or None."""
+    """The enabled user owning ``token`` with the token's scope as ``token_scope``, or None."""
     rows = list(
         database.db.query(
-            "SELECT u.*, t.id AS token_id, t.last_used_at AS token_used FROM api_tokens t JOIN users u ON u.id = t.user_id "
+            "SELECT u.*, t.id AS token_id, t.last_used_at AS token_used, t.scope AS token_scope "
+            "FROM api_tokens t JOIN users u ON u.id = t.user_id "
             "WHERE t.token_hash = ? AND u.disabled = 0",
             [token_hash(token)],
         )
@@ -110,7 +130,7 @@ def user_for_token(database: Database, token: str) -> dict | None:
 def list_tokens(database: Database, user_id: int) -> list[dict]:
     return list(
         database.db.query(
-            "SELECT id, label, created_at, last_used_at FROM api_tokens WHERE user_id = ? ORDER BY id",
+            "SELECT id, label, scope, created_at, last_used_at FROM api_tokens WHERE user_id = ? ORDER BY id",
             [user_id],
         )
     )
@@ -121,3 +141,33 @@ def delete_token(database: Database, user_id: int, token_id: int) -> None:
         cur = db.execute("DELETE FROM api_tokens WHERE id = ? AND user_id = ?", [token_id, user_id])
         if cur.rowcount == 0:
             raise NotFound(f"token {token_id} not found")
+
+
+def count_login_failures(database: Database, keys: list[str], since: float) -> dict[str, int]:
+    """Failed logins per key (``addr:...`` / ``user:...``) since ``since``."""
+    marks = ",".join("?" * len(keys))
+    rows = database.db.execute(
+        f"SELECT key, count(*) FROM login_failures WHERE key IN ({marks}) AND at >= ? GROUP BY key",
+        [*keys, since],
+    ).fetchall()
+    return {k: n for k, n in rows}
+
+
+def oldest_login_failure(database: Database, key: str, since: float) -> float | None:
+    row = database.db.execute(
+        "SELECT min(at) FROM login_failures WHERE key = ? AND at >= ?", [key, since]).fetchone()
+    return row[0] if row else None
+
+
+def add_login_failure(database: Database, keys: list[str], at: float, forget_before: float) -> None:
+    """Count one failed login under each key; failures older than ``forget_before`` are dropped."""
+    with database.write() as db:
+        db.execute("DELETE FROM login_failures WHERE at < ?", [forget_before])
+        for k in keys:
+            db.execute("INSERT INTO login_failures (key, at) VALUES (?, ?)", [k, at])
+
+
+def clear_login_failures(database: Database, keys: list[str]) -> None:
+    with database.write() as db:
+        for k in keys:
+            db.execute("DELETE FROM login_failures WHERE key = ?", [k])

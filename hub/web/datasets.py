@@ -8,7 +8,8 @@ import re
 
 from flask import abort, flash, g, redirect, render_template, request, send_file, url_for
 
-from detkit.errors import BadInput, Forbidden
+from detkit.errors import BadInput
+from hub import auth
 from hub.datasets import background, ops
 from hub.store import assets as asset_store
 from hub.store import classes as class_store
@@ -179,10 +180,9 @@ def version_op(version_id: int):
 
 
 @bp.post("/datasets/<int:group_id>/public")
+@auth.require_admin
 @form_action(lambda group_id: url_for("web.projects"))
 def set_public(group_id: int):
-    if g.user["role"] != "admin":
-        raise Forbidden("only administrators can mark datasets public")
     grp = ds_store.set_group_public(database(), group_id, request.form.get("public", "1") == "1")
     flash(f"dataset {grp['name']} is now {'public' if grp['public'] else 'private'}", "ok")
     return redirect(url_for("web.project", project_id=grp["project_id"]))

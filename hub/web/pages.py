@@ -4,33 +4,38 @@ from __future__ import annotations
 
 from flask import abort, flash, g, redirect, render_template, request, session, url_for
 
-from detkit.errors import Unauthorized
-from hub import auth
+from detkit.errors import TooManyRequests, Unauthorized
+from hub import auth, login_limit
 from hub.store import classes as class_store
 from hub.store import datasets as ds_store
 from hub.store import projects as project_store
 from hub.store import users as user_store
 from hub.web import PROJECT_SECTIONS, bp
-from hub.web.util import database, form_action, split_names
+from hub.web.util import database, form_action, split_names, state
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    error = None
+    error, status, headers = None, 200, {}
     if request.method == "POST":
+        db, settings = database(), state().settings
+        username, address = request.form.get("username", ""), request.remote_addr
         try:
-            user = auth.verify_login(
-                database(), request.form.get("username", ""), request.form.get("password", "")
-            )
+            login_limit.check(db, settings, address, username)  # before the password is even hashed
+            user = auth.verify_login(db, username, request.form.get("password", ""))
+        except TooManyRequests as exc:
+            error, status, headers = exc.message, exc.status, {"Retry-After": str(exc.retry_after)}
         except Unauthorized as exc:  # show the form again
-            error = exc.message
+            login_limit.failed(db, settings, address, username)
+            error, status = exc.message, exc.status
         else:
+            login_limit.succeeded(db, address, username)
             auth.login_session(user)
             target = request.args.get("next") or ""
             if not target.startswith("/") or target.startswith("//"):
                 target = url_for("web.projects")
             return redirect(target)
-    return render_template("login.html", error=error), (401 if error else 200)
+    return render_template("login.html", error=error), status, headers
 
 
 @bp.post("/logout")
@@ -156,7 +161,8 @@ def account():
 @bp.post("/account/tokens")
 @form_action(lambda: url_for("web.account"))
 def create_token():
-    session["new_token"] = user_store.create_token(database(), g.user["id"], request.form.get("label", ""))
+    session["new_token"] = user_store.create_token(database(), g.user["id"], request.form.get("label", ""),
+                                                   request.form.get("scope") or None)
     return redirect(url_for("web.account"))
 
 
