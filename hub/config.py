@@ -47,6 +47,7 @@ ENV_VARS = {
     "YMIR_BROKER_TLS_CERT": "PEM certificate (chain) of the embedded Mosquitto's TLS listener (required with YMIR_BROKER_TLS_LISTEN)",
     "YMIR_BROKER_TLS_KEY": "PEM private key of the embedded Mosquitto's TLS listener (required with YMIR_BROKER_TLS_LISTEN)",
     "YMIR_MQTT_CA_FILE": "PEM CA file the hub trusts for an mqtts:// YMIR_MQTT_URL (default: the system's CA store)",
+    "YMIR_URL_BLOCK_PRIVATE": "1/0: URL imports refuse hosts (and redirects) resolving to loopback, private, link-local or reserved addresses (default 0)",
     "YMIR_LOGIN_MAX_FAILURES": "failed logins per client address and per user name within YMIR_LOGIN_WINDOW_S before logins answer 429 (10)",
     "YMIR_LOGIN_WINDOW_S": "seconds of the login rate limit's sliding window (600)",
     "YMIR_PUBLIC_URL": "the hub's URL as devices reach it, for artifact links (default: hub-relative links)",
@@ -115,6 +116,7 @@ class Settings:
     broker_tls_cert: Path | None = None
     broker_tls_key: Path | None = None
     mqtt_ca_file: Path | None = None
+    url_block_private: bool = False
     login_max_failures: int = 10
     login_window_s: int = 600
     public_url: str | None = None
@@ -297,6 +299,7 @@ def load_settings(home: str | Path | None = None, env: dict[str, str] | None = N
         "broker_tls_cert": env.get("YMIR_BROKER_TLS_CERT") or None,
         "broker_tls_key": env.get("YMIR_BROKER_TLS_KEY") or None,
         "mqtt_ca_file": env.get("YMIR_MQTT_CA_FILE") or None,
+        "url_block_private": _bool_env(env, "YMIR_URL_BLOCK_PRIVATE", False),
         "login_max_failures": _int_env(env, "YMIR_LOGIN_MAX_FAILURES", 10),
         "login_window_s": _int_env(env, "YMIR_LOGIN_WINDOW_S", 600),
         "public_url": (env.get("YMIR_PUBLIC_URL") or "").rstrip("/") or None,

@@ -40,6 +40,7 @@ def limits_for(settings: Settings):
         max_zip_bytes=settings.max_upload_bytes,
         url_max_bytes=settings.max_upload_bytes,
         max_files=settings.max_images * 2 + 100,
+        url_block_private=settings.url_block_private,
     )
 
 

@@ -7,8 +7,9 @@ Everything here treats its input as hostile:
   limits (file count, total uncompressed size, per-entry and overall compression ratio) are
   checked from the central directory first and then enforced again while streaming, since the
   directory can lie.
-* url: http/https only, streamed to disk with a byte cap, an inactivity timeout and an overall
-  deadline; the download must be a zip and is then handled as one.
+* url: http/https only (redirects too, followed by hand), streamed to disk with a byte cap, an
+  inactivity timeout and an overall deadline; optionally no private/loopback/link-local hosts; the
+  download must be a zip and is then handled as one.
 * path: must resolve (realpath, symlinks followed) inside the workspace's ``sharing/`` folder; a
   folder is used in place, a zip is extracted.
 
@@ -17,10 +18,12 @@ Errors say what and where: :class:`BadInput` (400) or :class:`TooLarge` (413).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
 import shutil
+import socket
 import stat
 import tempfile
 import time
@@ -29,7 +32,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from detkit.errors import BadInput, TooLarge
 from hub.datasets.zip_members import MemberRef, corrupt, read_member
@@ -54,6 +57,7 @@ class Limits:
     url_timeout: float = 30.0  # seconds without a byte (connect or read) before a download fails
     max_image_pixels: int = 100_000_000
     url_deadline: float = 3600.0  # seconds a whole download may take (a slow-drip server cannot hold a worker)
+    url_block_private: bool = False  # refuse URLs (and redirects) to loopback, private, link-local, reserved hosts
 
 
 @dataclass
@@ -165,17 +169,53 @@ def extract_zip(zip_path: Path, dest: Path, limits: Limits, where: str = "zip") 
     return files
 
 
-def download(url: str, dest: Path, limits: Limits) -> int:
-    """Stream ``url`` (http/https only) into the file ``dest`` under the limits; returns its size."""
-    scheme = urlsplit(url).scheme.lower()
+MAX_REDIRECTS = 5
+
+
+def _check_url(url: str, limits: Limits, where: str) -> None:
+    """http/https only; with ``url_block_private`` no host that resolves to a non-public address."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise BadInput(f"url {url[:200]!r}: only http and https are allowed, not {scheme or 'no scheme'!r}")
+        raise BadInput(f"{where}: only http and https are allowed, not {scheme or 'no scheme'!r}")
+    if not limits.url_block_private:
+        return
+    host = parts.hostname or ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, parts.port or 80, proto=socket.IPPROTO_TCP)}
+    except (socket.gaierror, UnicodeError):
+        raise BadInput(f"{where}: host {host!r} does not resolve") from None
+    for addr in addresses:
+        ip = ipaddress.ip_address(addr.split("%")[0])
+        if not ip.is_global or ip.is_multicast:
+            raise BadInput(f"{where}: host {host!r} is a private or reserved address ({ip}); "
+                           "URL imports from private ranges are blocked (YMIR_URL_BLOCK_PRIVATE)")
+
+
+def download(url: str, dest: Path, limits: Limits) -> int:
+    """Stream ``url`` (http/https only) into the file ``dest`` under the limits; returns its size.
+
+    Redirects are followed by hand (at most :data:`MAX_REDIRECTS`), each target checked like the URL itself,
+    so a redirect can reach neither another scheme nor, with ``url_block_private``, a private address.
+    """
+    _check_url(url, limits, f"url {url[:200]!r}")
     import requests  # the hub's dependency; imported here so detkit-only users never need it
 
     started = time.monotonic()
     size = 0
     try:
-        with requests.get(url, stream=True, timeout=(limits.url_timeout, limits.url_timeout)) as resp:
+        for _ in range(MAX_REDIRECTS + 1):
+            resp = requests.get(url, stream=True, allow_redirects=False,
+                                timeout=(limits.url_timeout, limits.url_timeout))
+            if not resp.is_redirect:
+                break
+            target = urljoin(url, resp.headers.get("Location", ""))
+            resp.close()
+            _check_url(target, limits, f"url {url[:200]!r} redirects to {target[:200]!r}")
+            url = target
+        else:
+            raise BadInput(f"url {url[:200]!r}: more than {MAX_REDIRECTS} redirects")
+        with resp:
             if resp.status_code != 200:
                 raise BadInput(f"url {url[:200]!r}: HTTP {resp.status_code}")
             declared = resp.headers.get("Content-Length", "")

@@ -304,3 +304,65 @@ def test_zip_read_in_place_checks_every_member(tmp_path, compression):
             with pytest.raises(BadInput, match=rf"entry 'images/a.bin' is corrupt \(({reason})"):
                 tree.read(tree.files["images/a.bin"])
             assert tree.read(tree.files["images/b.bin"]) == b"x" * 10
+
+
+@pytest.fixture
+def redirector(server):
+    """A server answering with redirects: to another scheme, to ``server``, in a loop."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            target = {"/to-file": "file:///etc/passwd", "/to-ftp": "ftp://127.0.0.1/x.zip",
+                      "/ok": f"{server}/data.zip", "/loop": "/loop"}.get(self.path, "/")
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_url_redirects_are_checked_like_the_url(tmp_path, redirector):
+    assert consume(tmp_path, Source("url", f"{redirector}/ok")) == 4  # http -> http is followed
+    for path, scheme in (("/to-file", "file"), ("/to-ftp", "ftp")):
+        with pytest.raises(BadInput, match=f"redirects to .*only http and https are allowed, not '{scheme}'"):
+            with opened(tmp_path, Source("url", f"{redirector}{path}")):
+                pass
+    with pytest.raises(BadInput, match="more than 5 redirects"):
+        with opened(tmp_path, Source("url", f"{redirector}/loop")):
+            pass
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "10.1.2.3", "192.168.0.1", "169.254.169.254", "[::1]"])
+def test_url_private_ranges_can_be_blocked(tmp_path, host):
+    with pytest.raises(BadInput, match="private or reserved address"):
+        with opened(tmp_path, Source("url", f"http://{host}:9/x.zip"), Limits(url_block_private=True)):
+            pass
+
+
+def test_url_block_private_also_blocks_redirects_into_them(tmp_path, redirector, monkeypatch):
+    # the redirector itself is on loopback: pretend its first hop is public to reach the redirect check
+    from hub.datasets import sources
+
+    real = sources._check_url
+    calls = []
+
+    def first_hop_public(url, limits, where):
+        calls.append(url)
+        if len(calls) == 1:
+            return None
+        return real(url, limits, where)
+
+    monkeypatch.setattr(sources, "_check_url", first_hop_public)
+    with pytest.raises(BadInput, match="redirects to .*private or reserved address"):
+        with opened(tmp_path, Source("url", f"{redirector}/ok"), Limits(url_block_private=True)):
+            pass
