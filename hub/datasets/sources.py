@@ -18,6 +18,7 @@ Errors say what and where: :class:`BadInput` (400) or :class:`TooLarge` (413).
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import os
@@ -28,6 +29,7 @@ import stat
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -122,7 +124,7 @@ def _open_zip_file(path: Path, limits: Limits, where: str) -> tuple[zipfile.ZipF
         raise TooLarge(f"{where}: {size} bytes exceeds the limit of {limits.max_zip_bytes}")
     try:
         return zipfile.ZipFile(path), size
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, NotImplementedError, ValueError, EOFError) as exc:
         raise BadInput(f"{where}: not a readable zip file ({exc})") from None
 
 
@@ -163,7 +165,10 @@ def extract_zip(zip_path: Path, dest: Path, limits: Limits, where: str = "zip") 
                                     f"{limits.max_total_uncompressed} bytes"
                                 )
                             out.write(chunk)
-                except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError, ValueError) as exc:
+                except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError,
+                        OSError) as exc:
+                    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                        raise  # our disk, not the zip
                     raise BadInput(f"{where}: entry {info.filename[:200]!r} is corrupt ({exc})") from None
             files += 1
     return files
@@ -354,7 +359,7 @@ class ZipTree:
         try:
             with self.zf.open(info) as src:
                 return src.read(info.file_size + 1)
-        except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError, ValueError, OSError) as exc:
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError, OSError) as exc:
             raise self._corrupt(info, str(exc)) from None
 
 
