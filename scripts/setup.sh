@@ -43,6 +43,9 @@ if [[ ! -f "$stamp" ]]; then
     .venv/bin/python -m pip install -q "torch==2.13.0"
   fi
   .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
+  if [[ "$EXTRAS" == all || "$EXTRAS" == *dev* ]]; then  # the bounded fuzz run; its tests skip without it
+    .venv/bin/python -m pip install -q "atheris>=2.3" || log "atheris did not install: the fuzz tests will skip"
+  fi
   rm -f .venv/.ymir-setup-*
   touch "$stamp"
 fi

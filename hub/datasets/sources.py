@@ -90,7 +90,7 @@ def _entry_target(info: zipfile.ZipInfo) -> str | None:
             raise BadInput(f"zip entry {shown!r}: special file refused")
     if info.flag_bits & 0x1:
         raise BadInput(f"zip entry {shown!r}: encrypted entries are not supported")
-    if info.is_dir() or not parts:
+    if not parts or info.filename.endswith("/"):  # a folder (or an empty name: nothing to extract)
         return None
     return "/".join(parts)
 
