@@ -74,6 +74,13 @@ class TooLarge(YmirError):
     status = 413
 
 
+class StorageFull(YmirError):
+    """The disk (or quota) holding the workspace is full: the operation was rolled back."""
+
+    code = "storage_full"
+    status = 507
+
+
 class Unavailable(YmirError):
     """A backend or SDK is missing, or a model is not loaded/enabled."""
 

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import logging
 import os
 import socket
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from detkit.errors import BadInput, NotFound, YmirError
+from detkit.errors import BadInput, NotFound, StorageFull, YmirError
 from hub.config import UNKNOWN_STRATEGIES, Settings
 from hub.store import assets as asset_store
 from hub.store import classes as class_store
@@ -269,6 +271,19 @@ def _remove_orphans(ws: Workspace, created_files) -> None:
     log.info("removed %d orphan asset file(s)", removed)
 
 
+def _disk_full(ws: Workspace, version_id: int, exc: Exception) -> StorageFull | None:
+    """A clear error for a full disk or quota (the import's files are already removed), else None."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = exc.filename or ws.settings.home
+    elif isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+        where = ws.settings.db_path
+    else:
+        return None
+    log.error("import of version %s: disk full at %s", version_id, where)
+    return StorageFull(f"import of version {version_id}: no space left on the disk holding {where}; nothing of "
+                       "this import was kept: free space (or raise the quota) and import again")
+
+
 def run_import(ws: Workspace, version_id: int, progress: Progress | None = None) -> dict:
     """Do the import of an ``importing`` version; returns its summary (see :func:`summary`).
 
@@ -288,6 +303,10 @@ def run_import(ws: Workspace, version_id: int, progress: Progress | None = None)
         ds_store.fail_version(ws.database, version_id, exc.message, {"error_code": exc.code})
         raise
     except Exception as exc:
+        full = _disk_full(ws, version_id, exc)
+        if full is not None:
+            ds_store.fail_version(ws.database, version_id, full.message, {"error_code": full.code})
+            raise full from None
         log.exception("import of version %s failed", version_id)
         ds_store.fail_version(ws.database, version_id, f"internal error: {type(exc).__name__}: {exc}")
         raise
