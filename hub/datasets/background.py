@@ -181,7 +181,8 @@ def recover_interrupted(ws: Workspace) -> list[int]:
     """Mark ``failed`` the imports whose process (on this host) is gone; returns their version ids.
 
     Called when a hub starts: an import killed with its process would otherwise stay
-    ``importing`` forever. Imports of live processes (a CLI beside the server) are left alone.
+    ``importing`` forever. Imports of live processes (a CLI beside the server) are left alone; when none
+    is running, the files the killed imports had written (no ``assets`` row) are removed.
     """
     host = socket.gethostname()
     failed = []
@@ -195,4 +196,26 @@ def recover_interrupted(ws: Workspace) -> list[int]:
         failed.append(v["id"])
     if failed:
         log.warning("marked %d interrupted import(s) failed: %s", len(failed), failed)
+        if not any(v["state"] == "importing" for v in ds_store.list_versions(ws.database)):
+            _remove_orphan_files(ws)  # a running import's files have no rows yet: only sweep when none runs
     return failed
+
+
+def _remove_orphan_files(ws: Workspace) -> int:
+    """Delete asset files no ``assets`` row refers to (what a killed import had written); returns how many."""
+    from hub.store import assets as asset_store
+
+    root = Path(ws.settings.assets_dir)
+    files = {p.name: p for p in root.rglob("*") if p.is_file() and len(p.name) == 40} if root.is_dir() else {}
+    known = asset_store.known_sha1s(ws.database, files)
+    removed = 0
+    for sha1, path in files.items():
+        if sha1 not in known:
+            try:
+                path.unlink()
+                removed += 1
+            except OSError as exc:
+                log.warning("could not remove orphan asset file %s: %s", path, exc)
+    if removed:
+        log.warning("removed %d orphan asset file(s) left by interrupted imports", removed)
+    return removed
