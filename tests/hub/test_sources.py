@@ -351,9 +351,9 @@ def test_url_private_ranges_can_be_blocked(tmp_path, host):
 
 def test_url_block_private_also_blocks_redirects_into_them(tmp_path, redirector, monkeypatch):
     # the redirector itself is on loopback: pretend its first hop is public to reach the redirect check
-    from hub.datasets import sources
+    from hub.datasets import url_download
 
-    real = sources._check_url
+    real = url_download._check_url
     calls = []
 
     def first_hop_public(url, limits, where):
@@ -362,7 +362,7 @@ def test_url_block_private_also_blocks_redirects_into_them(tmp_path, redirector,
             return None
         return real(url, limits, where)
 
-    monkeypatch.setattr(sources, "_check_url", first_hop_public)
+    monkeypatch.setattr(url_download, "_check_url", first_hop_public)
     with pytest.raises(BadInput, match="redirects to .*private or reserved address"):
         with opened(tmp_path, Source("url", f"{redirector}/ok"), Limits(url_block_private=True)):
             pass
