@@ -48,6 +48,19 @@ def make_zip(path: Path, images: dict[str, list[tuple]], tags: dict[str, dict] |
     return path
 
 
+def noise_zip(path: Path, n: int, seed: int = 0, size: tuple[int, int] = (256, 256)) -> Path:
+    """A zip of ``n`` noise JPEGs (``images/{seed}_{i}.jpg``): they do not shrink, so ``n`` decides the bytes."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    with zipfile.ZipFile(path, "w") as zf:
+        for i in range(n):
+            buf = io.BytesIO()
+            Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(buf, "JPEG", quality=95)
+            zf.writestr(f"images/{seed}_{i}.jpg", buf.getvalue())
+    return path
+
+
 def wait_ready(api, version_id: int, timeout: float = 60) -> dict:
     """Poll the API until a version leaves ``importing``."""
     end = time.monotonic() + timeout

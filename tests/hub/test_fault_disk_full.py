@@ -3,16 +3,13 @@ version ``failed``, no orphan file, the earlier data intact, and the same import
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
-import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
+from hub_helpers import noise_zip
 
 from hub.cli import main
 
@@ -30,15 +27,6 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def _noise_zip(path: Path, n: int, seed: int) -> Path:
-    rng = np.random.default_rng(seed)  # noise: JPEGs that do not shrink, so n decides the bytes stored
-    with zipfile.ZipFile(path, "w") as zf:
-        for i in range(n):
-            buf = io.BytesIO()
-            Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(buf, "JPEG", quality=95)
-            zf.writestr(f"images/{seed}_{i}.jpg", buf.getvalue())
-    return path
-
 
 def _files(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
@@ -54,12 +42,12 @@ def test_disk_full_during_an_import(small_disk, tmp_path):
     assert run("init", "--admin-password", "password1").exit_code == 0
     run("class", "add", "circle")
     assert run("project", "create", "p", "--classes", "circle").exit_code == 0
-    small = run("dataset", "import", "--project", "p", "--zip", str(_noise_zip(tmp_path / "s.zip", 5, 1)), "--name", "s")
+    small = run("dataset", "import", "--project", "p", "--zip", str(noise_zip(tmp_path / "s.zip", 5, 1)), "--name", "s")
     assert small.exit_code == 0, small.output
     before = _files(home / "assets")
     assert len(before) == 5
 
-    big = _noise_zip(tmp_path / "big.zip", 90, 2)  # ~7 MB into a 4 MB disk
+    big = noise_zip(tmp_path / "big.zip", 90, 2)  # ~7 MB into a 4 MB disk
     r = run("dataset", "import", "--project", "p", "--zip", str(big), "--name", "big")
     assert r.exit_code == 2, r.output  # a clear error, not a traceback
     assert "no space left on the disk" in r.output and "import again" in r.output

@@ -3,30 +3,17 @@
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
-import numpy as np
 from click.testing import CliRunner
-from PIL import Image
+from hub_helpers import noise_zip
 
 from hub.cli import main
-
-
-def _noise_zip(path: Path, n: int) -> Path:
-    rng = np.random.default_rng(0)
-    with zipfile.ZipFile(path, "w") as zf:
-        for i in range(n):
-            buf = io.BytesIO()
-            Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(buf, "JPEG", quality=90)
-            zf.writestr(f"images/{i}.jpg", buf.getvalue())
-    return path
 
 
 def _asset_files(home: Path) -> set[str]:
@@ -43,7 +30,7 @@ def test_sigkill_during_an_import(tmp_path):
     assert run("init", "--admin-password", "password1").exit_code == 0
     run("class", "add", "circle")
     run("project", "create", "p", "--classes", "circle")
-    big = _noise_zip(tmp_path / "big.zip", 4000)
+    big = noise_zip(tmp_path / "big.zip", 4000, size=(64, 48))
     proc = subprocess.Popen([str(Path(sys.executable).parent / "ymir-hub"), "--home", str(home), "dataset", "import", "--project",
                              "p", "--zip", str(big), "--name", "big"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env={**os.environ, "YMIR_IMPORT_WORKERS": "1"})
