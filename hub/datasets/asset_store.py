@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -43,6 +44,29 @@ def grow_pipe(fd: int) -> None:
         fcntl.fcntl(fd, _F_SETPIPE_SZ, PIPE_BYTES)
     except (ImportError, OSError):  # a smaller pipe only means more waiting
         pass
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this worker process the moment ``parent`` (the process, and thread,
+    that started it) dies; exit at once if it already has.
+
+    A worker outliving a SIGKILLed import would go on storing the images still queued in its pipe
+    after the hub's start-up recovery removed the killed import's files, leaving orphans again.
+    ``PR_SET_PDEATHSIG`` is Linux's; elsewhere :func:`parent_gone` checked per message does it.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError, ImportError):
+        pass
+    if parent_gone(parent):
+        os._exit(1)
+
+
+def parent_gone(parent: int) -> bool:
+    """Whether the process that started this worker has died (it was re-parented)."""
+    return os.getppid() != parent
 
 
 def asset_path_str(assets_dir, sha1: str) -> str:
@@ -123,7 +147,7 @@ class _Child:
 
     def __init__(self, assets_dir: str):
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _CHILD, __file__, assets_dir],
+            [sys.executable, "-I", "-S", "-c", _CHILD, __file__, assets_dir, str(os.getpid())],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,
         )
         grow_pipe(self.proc.stdin.fileno())
@@ -208,8 +232,13 @@ class ProcessWriter:
         return []
 
 
-def serve(assets_dir: str, inp, out) -> None:
-    """The child's loop: messages from ``inp`` until EOF, then a JSON report on ``out``."""
+def serve(assets_dir: str, inp, out, parent: int | None = None) -> None:
+    """The child's loop: messages from ``inp`` until EOF, then a JSON report on ``out``.
+
+    ``parent``: the importing process's pid -- the child dies with it (:func:`die_with_parent`).
+    """
+    if parent is not None:
+        die_with_parent(parent)
     made: set[str] = set()
     existed: list[str] = []
     error = None
@@ -221,6 +250,8 @@ def serve(assets_dir: str, inp, out) -> None:
         name_len, size = _HEADER.unpack(head)
         sha1 = read(name_len).decode()
         data = read(size)
+        if parent is not None and parent_gone(parent):
+            os._exit(1)
         if error is not None:
             continue  # keep draining so the parent never blocks on a full pipe
         try:
@@ -237,5 +268,5 @@ import importlib.util, sys
 spec = importlib.util.spec_from_file_location("ymir_asset_store", sys.argv[1])
 mod = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(mod)
-mod.serve(sys.argv[2], sys.stdin.buffer, sys.stdout.buffer)
+mod.serve(sys.argv[2], sys.stdin.buffer, sys.stdout.buffer, int(sys.argv[3]))
 """

@@ -23,6 +23,7 @@ the caller removes them, so nothing is left behind.
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import struct
 import subprocess
@@ -108,7 +109,7 @@ class ImageWorkers:
         self.done = 0
         self.cond = threading.Condition()
         chunks = [items[i:i + CHUNK] for i in range(0, len(items), CHUNK)]
-        args = [str(assets_dir), label, str(int(max_pixels))]
+        args = [str(assets_dir), label, str(int(max_pixels)), str(os.getpid())]
         self.workers: list[_Worker] = []
         try:
             for w in range(processes):  # contiguous chunks dealt round-robin: each worker starts at once
@@ -160,11 +161,18 @@ class ImageWorkers:
         return [r[7] for r in self.results_by_index if r is not None and r[1] == "ok" and r[7] is not None]
 
 
-def serve(inp, out, assets_dir: str, label: str, max_pixels: int) -> None:
-    """The worker's loop: request frames in until EOF, one result frame out per request frame."""
+def serve(inp, out, assets_dir: str, label: str, max_pixels: int, parent: int | None = None) -> None:
+    """The worker's loop: request frames in until EOF, one result frame out per request frame.
+
+    ``parent``: the importing process's pid -- the worker dies with it, so an import SIGKILLed
+    half-way leaves no worker storing the chunks still queued in its pipe.
+    """
     from detkit.image_inspect import inspect_image
-    from hub.datasets.asset_store import asset_path_str, store_asset
+    from hub.datasets.asset_store import asset_path_str, die_with_parent, parent_gone, store_asset
     from hub.datasets.zip_members import RefReader
+
+    if parent is not None:
+        die_with_parent(parent)
 
     grow_pipe(out.fileno())
     reader = RefReader(label)
@@ -176,6 +184,8 @@ def serve(inp, out, assets_dir: str, label: str, max_pixels: int) -> None:
         (size,) = _FRAME.unpack(head)
         results = []
         for index, where, mref in pickle.loads(inp.read(size)):
+            if parent is not None and parent_gone(parent):
+                os._exit(1)
             try:
                 data = reader.read(mref)
                 if data is None:
@@ -207,5 +217,5 @@ _CHILD = """
 import sys
 sys.path.insert(0, sys.argv[1])
 from hub.datasets.image_workers import serve
-serve(sys.stdin.buffer, sys.stdout.buffer, sys.argv[2], sys.argv[3], int(sys.argv[4]))
+serve(sys.stdin.buffer, sys.stdout.buffer, sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
 """

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -18,6 +19,20 @@ from hub.cli import main
 
 def _asset_files(home: Path) -> set[str]:
     return {p.name for p in (home / "assets").rglob("*") if p.is_file()}
+
+
+def _workers_of(home: Path) -> list[int]:
+    """Live processes whose command line names this workspace's asset folder (the import's workers)."""
+    marker = str(home / "assets").encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_bytes():  # a zombie's is empty
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
 
 
 def test_sigkill_during_an_import(tmp_path):
@@ -42,6 +57,12 @@ def test_sigkill_during_an_import(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     assert proc.returncode == -signal.SIGKILL, "".join(seen)
+    # its worker processes die with it: one left storing its queued chunks would write files after
+    # the recovery's sweep (what CI saw on a slower machine)
+    deadline = time.monotonic() + 0.25  # the kernel kills them as the import dies: no time to work on
+    while _workers_of(home) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _workers_of(home), "image/asset worker processes outlived the killed import"
 
     from hub import create_app
     from hub.config import load_settings
@@ -58,3 +79,37 @@ def test_sigkill_during_an_import(tmp_path):
     again = run("dataset", "import", "--project", "p", "--zip", str(big), "--name", "big")
     assert again.exit_code == 0, again.output
     assert len(_asset_files(home)) == 4000
+
+
+_PARENT = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from hub.datasets.image_workers import ImageWorkers
+workers = ImageWorkers(sys.argv[2], "test", 10**8, [(0, "blocked.jpg", ("file", sys.argv[3]))], 1)
+print(workers.workers[0].proc.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_an_image_worker_dies_with_the_killed_import(tmp_path):
+    # the worker is stuck reading a FIFO nobody writes: only its parent's death can end it
+    fifo = tmp_path / "blocked.jpg"
+    os.mkfifo(fifo)
+    root = str(Path(__file__).resolve().parents[2])
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT, root, str(tmp_path / "assets"), str(fifo)],
+                              stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    assert Path(f"/proc/{worker}/cmdline").read_bytes(), "the worker should be running"
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(30)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            if not Path(f"/proc/{worker}/cmdline").read_bytes():
+                break  # a zombie: dead, waiting to be reaped
+        except FileNotFoundError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        raise AssertionError("the image worker outlived the import that started it")
