@@ -81,6 +81,12 @@ def create_app(settings=None, *, create_workspace: bool = False):
         ticker = IterationTicker(workspace)
         ticker.start()
         hub_state.closers.append(ticker.stop)
+        if settings.label_studio_sync_s and settings.label_studio_url:
+            from hub.labeling.label_studio import SyncTicker
+
+            ls_ticker = SyncTicker(workspace, settings.label_studio_sync_s)
+            ls_ticker.start()
+            hub_state.closers.append(ls_ticker.stop)
     start_fleet(app, hub_state)  # broker, device ingest, rollouts (when settings.fleet_enabled)
     app.before_request(auth.load_user)
     app.jinja_env.globals["csrf_token"] = auth.csrf_token

@@ -24,7 +24,8 @@ from hub.store import users as user_store
 
 log = logging.getLogger(__name__)
 
-PUBLIC_ENDPOINTS = {"web.login", "api.health", "static"}
+#: ``api.label_studio_image`` checks the token in its URL itself (Label Studio's labelers have no hub login)
+PUBLIC_ENDPOINTS = {"web.login", "api.health", "static", "api.label_studio_image"}
 #: routes devices call with their DEVICE token; the views authenticate it themselves (hub.fleet.devices)
 DEVICE_ENDPOINTS = {"api.get_artifact", "api.upload_capture"}
 MIN_PASSWORD = 8

@@ -58,6 +58,9 @@ ENV_VARS = {
     "YMIR_S3_ENDPOINT_URL": "s3 storage: endpoint of an S3-compatible server, e.g. http://minio:9000 (default: AWS)",
     "YMIR_S3_PREFIX": "s3 storage: key prefix inside the bucket, no leading or trailing / (default: none)",
     "YMIR_S3_REGION": "s3 storage: region name (default: boto3's, e.g. AWS_DEFAULT_REGION)",
+    "YMIR_LABEL_STUDIO_URL": "Label Studio server URL for the label_studio labeling backend (e.g. http://localhost:8080)",
+    "YMIR_LABEL_STUDIO_TOKEN": "Label Studio access token: a personal access token (JWT) or a legacy token",
+    "YMIR_LABEL_STUDIO_SYNC_S": "seconds between pulls of open Label Studio tasks' annotations in the hub server (300; 0: off)",
 }
 JOB_BACKENDS = ("local", "docker", "kubernetes")
 #: ``YMIR_S3_<KEY>`` -> the s3 asset store's config key
@@ -77,6 +80,20 @@ def _int_env(env: dict[str, str], name: str, default: int) -> int:
         raise BadInput(f"{name}={raw!r} is not an integer") from None
     if value <= 0:
         raise BadInput(f"{name}={raw!r} must be positive")
+    return value
+
+
+def _seconds_env(env: dict[str, str], name: str, default: int) -> int:
+    """A whole number of seconds, 0 allowed (off)."""
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadInput(f"{name}={raw!r} is not an integer") from None
+    if value < 0:
+        raise BadInput(f"{name}={raw!r} must be 0 (off) or a positive number of seconds")
     return value
 
 
@@ -122,6 +139,9 @@ class Settings:
     public_url: str | None = None
     rollout_timeout_s: int = 600
     capture_version_frames: int = 1000
+    label_studio_url: str | None = None
+    label_studio_token: str | None = None
+    label_studio_sync_s: int = 300
     storage: str = "local"
     s3: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
@@ -305,6 +325,9 @@ def load_settings(home: str | Path | None = None, env: dict[str, str] | None = N
         "public_url": (env.get("YMIR_PUBLIC_URL") or "").rstrip("/") or None,
         "rollout_timeout_s": _int_env(env, "YMIR_ROLLOUT_TIMEOUT_S", 600),
         "capture_version_frames": _int_env(env, "YMIR_CAPTURE_VERSION_FRAMES", 1000),
+        "label_studio_url": (env.get("YMIR_LABEL_STUDIO_URL") or "").rstrip("/") or None,
+        "label_studio_token": env.get("YMIR_LABEL_STUDIO_TOKEN") or None,
+        "label_studio_sync_s": _seconds_env(env, "YMIR_LABEL_STUDIO_SYNC_S", 300),
     }
     values["storage"] = env.get("YMIR_STORAGE") or "local"
     values["s3"] = {k: env[f"YMIR_S3_{k.upper()}"] for k in S3_KEYS if env.get(f"YMIR_S3_{k.upper()}")}
@@ -316,6 +339,9 @@ def load_settings(home: str | Path | None = None, env: dict[str, str] | None = N
                        "mounted by the hub and by every job pod")
     _check_fleet(values)
     _check_storage(values)
+    ls_url = values.get("label_studio_url")
+    if ls_url and not ls_url.startswith(("http://", "https://")):
+        raise BadInput(f"YMIR_LABEL_STUDIO_URL={ls_url!r}: use an http(s) URL")
     home_path = values["home"]
     if home_path.exists() and not home_path.is_dir():
         raise BadInput(f"workspace {home_path} exists and is not a folder")

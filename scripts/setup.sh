@@ -49,4 +49,19 @@ if [[ ! -f "$stamp" ]]; then
   rm -f .venv/.ymir-setup-*
   touch "$stamp"
 fi
+# Label Studio (the labeling backend's real server in the tests) has heavy pins (Django & co): its own venv,
+# never .venv. Its tests skip with the reason where it cannot be installed.
+# sentry-sdk 3 dropped options Label Studio 1.23.2 passes at start (it asks only for >=2.16): held below 3.
+LS_VERSION="1.23.2"
+LS_STAMP=".venvs/label-studio/.ymir-label-studio-$LS_VERSION-sentry2"
+if [[ "$EXTRAS" == all || "$EXTRAS" == *dev* ]] && [[ ! -f "$LS_STAMP" ]]; then
+  log "installing label-studio==$LS_VERSION into .venvs/label-studio (its own pins)"
+  if { [[ -x .venvs/label-studio/bin/python ]] || "$PY" -m venv .venvs/label-studio; } &&
+     .venvs/label-studio/bin/python -m pip install -q --upgrade pip >/dev/null &&
+     .venvs/label-studio/bin/python -m pip install -q "label-studio==$LS_VERSION" "sentry-sdk>=2.16,<3"; then
+    touch "$LS_STAMP"
+  else
+    log "label-studio did not install: the Label Studio server tests will skip"
+  fi
+fi
 log "ready: $(.venv/bin/python --version)"

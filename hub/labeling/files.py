@@ -121,22 +121,12 @@ def export_task(ws: Workspace, task_id: int, fmt: str, out: str | Path) -> Path:
     return _write_atomic(out, _ls_json(ws, task, records))
 
 
-def import_label_studio(ws: Workspace, task_id: int, data: bytes, *, filename: str = "upload",
-                        user_id: int | None = None) -> dict:
-    """Save the labels of a Label Studio JSON export into the task, matched by ``data.ymir_sha1``.
+def labels_from_export(ws: Workspace, task: dict, entries) -> dict:
+    """The labels to save from parsed Label Studio tasks (:func:`ls_format.parse_export`), matched by sha1.
 
-    The report says, per file (image) and per box, what was saved, clipped or dropped; tasks without an
-    annotation to import leave the image's labels as they were. Nothing is saved when the file cannot be read
-    or holds none of the task's images.
-    """
-    ls_format = _ls_format()
-    task = tasks.get_task(ws.database, task_id)
-    if len(data) > MAX_IMPORT:
-        raise BadInput(f"{filename}: larger than {MAX_IMPORT // (1024 * 1024)} MB")
-    try:
-        entries = ls_format.parse_export(data)
-    except BadInput as exc:
-        raise BadInput(f"{filename}: {exc.message}") from None
+    Returns ``labels`` (sha1 -> pixel boxes, scaled to the hub's image when Label Studio saw another size),
+    ``notes`` (sha1 -> report lines), ``unannotated`` (sha1s without an annotation to import: left as they are),
+    ``duplicates`` (sha1s listed twice: the first one counts) and ``unmatched`` (positions without a sha1)."""
     sizes = {r["sha1"]: (r["width"], r["height"]) for r in tasks.raw_images(ws.database, task["id"])}
     labels: dict[str, list] = {}
     notes: dict[str, list[str]] = {}
@@ -161,18 +151,52 @@ def import_label_studio(ws: Workspace, task_id: int, data: bytes, *, filename: s
             notes[sha1].append(f"image {sha1}: the export says {width}x{height}, the image is {size[0]}x{size[1]}: "
                                "boxes scaled to it")
         labels[sha1] = boxes
-    if not labels:
-        raise BadInput(f"{filename}: no annotated task to import ({len(entries)} task(s) in the file, "
-                       f"{len(unannotated)} without an annotation, {len(unmatched)} without data.ymir_sha1)")
-    report = tasks.apply_imported(ws, task["id"], labels, source=f"file {filename}", user_id=user_id)
+    return {"labels": labels, "notes": notes, "unannotated": unannotated, "duplicates": duplicates,
+            "unmatched": unmatched}
+
+
+def apply_export_labels(ws: Workspace, task: dict, collected: dict, *, source: str,
+                        where: str = "task {n} of the file", user_id: int | None = None) -> dict:
+    """Save :func:`labels_from_export`'s labels (``tasks.apply_imported``: all or nothing) and report on them;
+    ``where`` names an entry without a sha1 in the report (``{n}``: its position)."""
+    labels = collected["labels"]
+    if labels:
+        report = tasks.apply_imported(ws, task["id"], labels, source=source, user_id=user_id)
+    else:
+        report = {"source": source, "images": 0, "boxes": 0, "skipped_images": [], "problems": [], "files": []}
+    notes = collected["notes"]
     for f in report["files"]:
         extra = notes.get(f["sha1"], [])
         f["problems"] = extra + f["problems"]
         report["problems"] += extra
-    report["unannotated_images"] = unannotated
-    report["duplicate_images"] = duplicates
-    for n in unmatched:
-        report["problems"].append(f"task {n} of the file: no data.ymir_sha1 (not exported by this hub), skipped")
-    for sha1 in duplicates:
-        report["problems"].append(f"image {sha1}: listed twice in the file, the first one was imported")
+    report["unannotated_images"] = collected["unannotated"]
+    report["duplicate_images"] = collected["duplicates"]
+    for n in collected["unmatched"]:
+        report["problems"].append(f"{where.format(n=n)}: no data.ymir_sha1 (not exported by this hub), skipped")
+    for sha1 in collected["duplicates"]:
+        report["problems"].append(f"image {sha1}: listed twice, the first one was imported")
     return report
+
+
+def import_label_studio(ws: Workspace, task_id: int, data: bytes, *, filename: str = "upload",
+                        user_id: int | None = None) -> dict:
+    """Save the labels of a Label Studio JSON export into the task, matched by ``data.ymir_sha1``.
+
+    The report says, per file (image) and per box, what was saved, clipped or dropped; tasks without an
+    annotation to import leave the image's labels as they were. Nothing is saved when the file cannot be read
+    or holds none of the task's images.
+    """
+    ls_format = _ls_format()
+    task = tasks.get_task(ws.database, task_id)
+    if len(data) > MAX_IMPORT:
+        raise BadInput(f"{filename}: larger than {MAX_IMPORT // (1024 * 1024)} MB")
+    try:
+        entries = ls_format.parse_export(data)
+    except BadInput as exc:
+        raise BadInput(f"{filename}: {exc.message}") from None
+    collected = labels_from_export(ws, task, entries)
+    if not collected["labels"]:
+        raise BadInput(f"{filename}: no annotated task to import ({len(entries)} task(s) in the file, "
+                       f"{len(collected['unannotated'])} without an annotation, "
+                       f"{len(collected['unmatched'])} without data.ymir_sha1)")
+    return apply_export_labels(ws, task, collected, source=f"file {filename}", user_id=user_id)

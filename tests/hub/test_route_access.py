@@ -15,7 +15,7 @@ from hub_helpers import ADMIN_PASSWORD, csrf_from
 from hub import auth
 from hub.store import users as user_store
 
-PUBLIC = {"api.health", "static", "web.login"}
+PUBLIC = {"api.health", "api.label_studio_image", "static", "web.login"}
 DEVICE = {"api.get_artifact", "api.upload_capture"}  # the device's own token, checked by the views
 ADMIN = {
     "api.add_image", "api.create_user", "api.edit_device", "api.link_image", "api.list_users",
