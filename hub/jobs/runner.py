@@ -158,6 +158,14 @@ class Runner:
                     store.finish_job(self.database, job["id"], "failed", error_code="hub_restart",
                                      error=f"hub restarted and could not reach the run: {exc}")
                     continue
+                if not status.running and status.exit_code is None:  # it died with the hub (machine down)
+                    log_path = self._dirs(job["id"])[2]
+                    self.backend.cleanup(job["handle"], log_path)
+                    why = (f"the hub restarted and the executor run had ended without an exit code "
+                           f"({status.detail or 'unknown'}): it was killed with the hub or the machine went down")
+                    store.finish_job(self.database, job["id"], "failed", message=why[:300], error_code="hub_restart",
+                                     error=why, log_tail=_tail(log_path))
+                    continue
                 store.set_owner(self.database, job["id"], self.owner)
                 log.info("re-attached job %s (%s, running=%s)", job["id"], job["handle"], status.running)
             else:
