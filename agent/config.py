@@ -120,6 +120,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mining_control_share", _float, 0.02, "Share of frames captured at random as a control sample."),
     Setting("mining_conf", _float, 0.05, "Lowest box score kept for scoring (below the response's conf)."),
     Setting("log_level", _str, "INFO", "Python logging level."),
+    Setting("test_pause_after_switch", _float, 0.0, "Fault tests only: seconds a deployment waits right after "
+            "switching `current`, before its healthy report (0: never), so a test can kill it there."),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -166,6 +168,7 @@ class AgentSettings:
     mining_control_share: float = 0.02
     mining_conf: float = 0.05
     log_level: str = "INFO"
+    test_pause_after_switch: float = 0.0
 
     @property
     def store_path(self) -> Path:
@@ -245,7 +248,7 @@ def _validate(s: AgentSettings, require_device: bool) -> None:
     for name in positive:
         if getattr(s, name) <= 0:
             problems.append(f"{name} must be > 0, got {getattr(s, name)!r}")
-    for name in ("keep_slots", "mining_top_k", "mining_rate_per_min", "desired_wait"):
+    for name in ("keep_slots", "mining_top_k", "mining_rate_per_min", "desired_wait", "test_pause_after_switch"):
         if getattr(s, name) < 0:
             problems.append(f"{name} must be >= 0, got {getattr(s, name)!r}")
     for name in ("mining_control_share", "mining_conf", "mining_min_score"):

@@ -6,7 +6,7 @@ Layout under ``store_dir``::
     slots/{deployment}/r{rev:06d}-{sha12}/ one unpacked model each (package folder or model.onnx)
                        .../.slot.json      what it is; ``healthy_at`` once it passed the health check
     slots/{deployment}/current -> r...     symlink, replaced atomically (os.replace)
-    state.json                             enabled flags, pinned revisions, report sequence
+    state.json                             enabled flags, pinned revisions, report sequence, last report
 
 A deployment goes ``downloading -> verifying -> loading -> healthy`` (or ``failed(reason)``).
 The model being served keeps serving until the new one passed its health check; only then does
@@ -40,6 +40,7 @@ from detkit.signing import verify_zip
 log = logging.getLogger(__name__)
 SLOT_META = ".slot.json"
 Report = Callable[..., None]  # report(name, revision, state, reason="", **info)
+_IN_FLIGHT = ("downloading", "verifying", "loading")  # reports of a deployment not finished yet
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -79,7 +80,7 @@ class ModelStore:
     def __init__(self, settings: AgentSettings, registry: ModelRegistry, report: Report | None = None):
         self.settings = settings
         self.registry = registry
-        self.report: Report = report or (lambda *a, **k: None)
+        self._send: Report = report or (lambda *a, **k: None)
         self.root = settings.store_path
         self.slots = self.root / "slots"
         self.downloads = self.root / "downloads"
@@ -92,6 +93,15 @@ class ModelStore:
         self.state.setdefault("seq", 0)
 
     # ---- persistent state -----------------------------------------------------------------
+    def report(self, name: str, revision: int, state: str, reason: str = "", **info) -> None:
+        """Send a state report, noting it first in ``state.json``: a restart compares the last report with
+        what it serves and says so when they differ (killed between a switch and its ``healthy``)."""
+        with self._lock:
+            if self._dir(name).is_dir():  # not for a deployment just removed
+                self._dep_state(name)["reported"] = [int(revision), state]
+                self.save()
+        self._send(name, revision, state, reason, **info)
+
     def save(self) -> None:
         with self._lock:
             _write_json(self._state_path, self.state)
@@ -203,7 +213,14 @@ class ModelStore:
                 if i:
                     self._switch(name, slot)
                     self.report(name, model.revision, "rolled_back", f"current slot did not load; serving {slot.name}")
+                elif (self._dep_state(name).get("reported") or [0, ""])[1] in _IN_FLIGHT:
+                    # the last word the hub heard was a step in flight: the agent died in a deployment
+                    # (perhaps after its switch) and says what it serves now
+                    self.report(name, model.revision, "healthy" if model.enabled else "disabled",
+                                f"serving revision {model.revision} after a restart", sha256=model.sha256)
                 self.registry.put(model)
+                if meta.get("sha256"):  # killed after the switch, before the artifact went: it is unpacked
+                    (self.downloads / meta["sha256"]).unlink(missing_ok=True)
                 restored.append(name)
                 break
         return restored
@@ -288,6 +305,9 @@ class ModelStore:
         meta["health"] = health
         _write_json(final / SLOT_META, meta)
         self._switch(dep.name, final)
+        if self.settings.test_pause_after_switch:  # fault tests kill the agent here (docs/agent.md)
+            log.warning("test_pause_after_switch: pausing %.1f s after the switch", self.settings.test_pause_after_switch)
+            time.sleep(self.settings.test_pause_after_switch)
         st = self._dep_state(dep.name)
         st["enabled"] = dep.enabled
         st.pop("failed", None)
