@@ -46,6 +46,7 @@ def create_app(settings=None, *, create_workspace: bool = False):
 
     from hub import auth
     from hub.api import bp as api_bp
+    from hub.api.util import IdConverter
     from hub.config import load_settings
     from hub.datasets.background import Background, recover_interrupted
     from hub.errors import register_error_handlers
@@ -91,6 +92,7 @@ def create_app(settings=None, *, create_workspace: bool = False):
     app.before_request(auth.load_user)
     app.jinja_env.globals["csrf_token"] = auth.csrf_token
     register_error_handlers(app)
+    app.url_map.converters["int"] = IdConverter  # before the routes: ids beyond SQLite's range are 404
     app.register_blueprint(api_bp)
     app.register_blueprint(web_bp)
     return app

@@ -67,7 +67,8 @@ def csrf_token() -> str:
 
 def _check_csrf(sent: str | None) -> None:
     expected = session.get("csrf")
-    if not expected or not sent or not hmac.compare_digest(str(sent), expected):
+    # bytes: compare_digest raises TypeError on a str with non-ASCII characters (a hostile header)
+    if not expected or not sent or not hmac.compare_digest(str(sent).encode(), expected.encode()):
         raise Forbidden("missing or wrong CSRF token (reload the page and try again)")
 
 

@@ -7,7 +7,7 @@ from flask import g, jsonify, request
 from detkit.errors import BadInput
 from hub import analysis, diagnosis
 from hub.api import bp
-from hub.api.util import body, database, get_field, query_int, state
+from hub.api.util import body, check_int, database, get_field, query_int, state
 from hub.store import datasets as ds_store
 from hub.store import jobs as jobs_store
 
@@ -18,9 +18,10 @@ def _opt_int(raw, name: str) -> int | None:
     if isinstance(raw, bool):
         raise BadInput(f"{name}: expected an integer")
     try:
-        return int(raw)
+        value = int(raw)
     except (TypeError, ValueError):
         raise BadInput(f"{name}: expected an integer, got {raw!r}") from None
+    return check_int(value, name)
 
 
 def _int_list(raw, name: str) -> list[int]:

@@ -9,7 +9,7 @@ from flask import g, jsonify, request, send_file
 
 from detkit.errors import BadInput
 from hub.api import bp
-from hub.api.util import body, database, get_field, state, str_list
+from hub.api.util import body, check_int, database, get_field, int_list, state, str_list
 from hub.auth import require_admin
 from hub.jobs.setup import backend_key, job_context
 from hub.models_io import export_model, import_model, model_summary
@@ -70,15 +70,6 @@ def job_logs(job_id: str):
     return jsonify({"job_id": job_id, "log": text})
 
 
-def _int_list(data: dict, name: str) -> list[int]:
-    value = data.get(name)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return [value]
-    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return value
-    raise BadInput(f"field '{name}': expected an id or a non-empty list of ids")
-
-
 @bp.post("/projects/<ref>/train")
 def train(ref: str):
     data = body()
@@ -104,7 +95,8 @@ def sample_balance(ref: str):
     projects_store.find_project(database(), ref)
     version_id = request.args.get("version", type=int)
     if version_id is None:
-        raise BadInput("query parameter 'version' is required")
+        raise BadInput("query parameter 'version' is required (an integer)")
+    check_int(version_id, "query parameter 'version'")
     version = datasets_store.require_ready(database(), version_id)
     counts = datasets_store.class_counts(database(), version_id)["gt"]
     targets = [t for t in (request.args.get("classes") or "").split(",") if t] or sorted(counts)
@@ -118,8 +110,8 @@ def _predict(mode: str):
     data = body()
     register_builtin_image(database())
     jobs = []
-    for model_id in _int_list(data, "model_ids" if "model_ids" in data else "model_id"):
-        jobs += submit_inference(_ctx(), model_id=model_id, version_ids=_int_list(data, "version_ids"),
+    for model_id in int_list(data, "model_ids" if "model_ids" in data else "model_id"):
+        jobs += submit_inference(_ctx(), model_id=model_id, version_ids=int_list(data, "version_ids"),
                                  stage=get_field(data, "stage", str), config=get_field(data, "config", dict, default={}),
                                  mode=mode, backend_key=backend_key(state().settings), created_by=g.user["id"])
     return jsonify({"jobs": [_job_public(j) for j in jobs]}), 202

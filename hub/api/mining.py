@@ -7,7 +7,7 @@ from flask import g, jsonify
 from detkit import scoring
 from detkit.errors import BadInput
 from hub.api import bp
-from hub.api.util import body, database, get_field, query_int, state, str_list
+from hub.api.util import body, database, get_field, int_list, query_int, state, str_list
 from hub.jobs.setup import backend_key, job_context
 from hub.mining import submit_mining, submit_prepare
 from hub.mining.catalog import algorithm_table
@@ -23,16 +23,9 @@ def _ctx():
 
 
 def _ids(data: dict, name: str, required: bool = False) -> list[int]:
-    value = data.get(name)
-    if value is None:
-        if required:
-            raise BadInput(f"field '{name}' is required")
-        return []
-    if isinstance(value, int) and not isinstance(value, bool):
-        return [value]
-    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        raise BadInput(f"field '{name}': expected a list of version ids")
-    return value
+    if data.get(name) is None and required:
+        raise BadInput(f"field '{name}' is required")
+    return int_list(data, name, required=False)
 
 
 def _public(job: dict) -> dict:

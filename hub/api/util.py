@@ -3,8 +3,27 @@
 from __future__ import annotations
 
 from flask import current_app, request
+from werkzeug.routing import IntegerConverter
 
 from detkit.errors import BadInput
+
+#: the largest integer SQLite stores; a bigger id or count would raise OverflowError deep in a query
+SQLITE_INT_MAX = 2**63 - 1
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in URLs, capped at what SQLite can hold: a bigger number matches no route (404)."""
+
+    def __init__(self, map, *args, **kwargs):  # noqa: A002 - werkzeug's argument name
+        kwargs.setdefault("max", SQLITE_INT_MAX)
+        super().__init__(map, *args, **kwargs)
+
+
+def check_int(value: int, where: str) -> int:
+    """``value`` if SQLite can store it; BadInput naming ``where`` otherwise."""
+    if not -SQLITE_INT_MAX - 1 <= value <= SQLITE_INT_MAX:
+        raise BadInput(f"{where}: {value} is out of range (at most {SQLITE_INT_MAX})")
+    return value
 
 
 def state():
@@ -40,6 +59,8 @@ def get_field(data: dict, name: str, kind: type | tuple, *, required: bool = Fal
     if not isinstance(value, kind):
         names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
         raise BadInput(f"field '{name}': expected {names}, got {type(value).__name__}")
+    if isinstance(value, int):
+        check_int(value, f"field '{name}'")
     return value
 
 
@@ -53,6 +74,19 @@ def str_list(data: dict, name: str) -> list[str] | None:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return value
     raise BadInput(f"field '{name}': expected a list of strings")
+
+
+def int_list(data: dict, name: str, *, required: bool = True) -> list[int]:
+    """An id or a list of ids (non-empty when required; ``[]`` when absent and not required)."""
+    value = data.get(name)
+    if value is None and not required:
+        return []
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value) \
+            or (required and not value):
+        raise BadInput(f"field '{name}': expected an id or a {'non-empty ' if required else ''}list of ids")
+    return [check_int(v, f"field '{name}'") for v in value]
 
 
 def query_int(name: str, default: int, *, minimum: int = 0, maximum: int = 10**9) -> int:

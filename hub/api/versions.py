@@ -8,7 +8,7 @@ from flask import g, jsonify, request, send_file
 
 from detkit.errors import BadInput
 from hub.api import bp
-from hub.api.util import body, database, get_field, query_int, state, str_list
+from hub.api.util import body, database, get_field, int_list, query_int, state, str_list
 from hub.datasets import ops, service
 from hub.store import assets as asset_store
 from hub.store import classes as class_store
@@ -94,9 +94,8 @@ def filter_version(version_id: int):
 @bp.post("/versions/<int:version_id>/merge")
 def merge_version(version_id: int):
     data = body()
-    guests = get_field(data, "guests", list, required=True)
-    if not all(isinstance(x, int) and not isinstance(x, bool) for x in guests):
-        raise BadInput("field 'guests': expected a list of version ids")
+    get_field(data, "guests", list, required=True)
+    guests = int_list(data, "guests", required=False)
     v = ops.merge_versions(
         state().workspace,
         version_id,

@@ -55,7 +55,8 @@ def authenticate(database: Database, header: str, device_id: str | None = None) 
     device = fleet_store.device_for_token(database, header[7:].strip())
     if device is None:
         raise Unauthorized("invalid device token")
-    if device_id is not None and not hmac.compare_digest(device["id"], device_id):
+    # bytes: compare_digest raises TypeError on a str with non-ASCII characters (a hostile URL)
+    if device_id is not None and not hmac.compare_digest(device["id"].encode(), device_id.encode()):
         raise Forbidden(f"this token belongs to device {device['id']!r}, not {device_id!r}")
     return device
 

@@ -46,7 +46,8 @@ def image_token(settings, task_id: int, sha1: str) -> str:
 
 
 def check_image_token(settings, task_id: int, sha1: str, token: str) -> bool:
-    return hmac.compare_digest(image_token(settings, task_id, sha1), str(token or ""))
+    # bytes: compare_digest raises TypeError on a str with non-ASCII characters (a hostile URL)
+    return hmac.compare_digest(image_token(settings, task_id, sha1).encode(), str(token or "").encode())
 
 
 def image_path(task_id: int, sha1: str, token: str) -> str:
