@@ -16,6 +16,7 @@ from hub.api import (  # noqa: E402,F401  (routes register on import)
     labeling,
     labeling_studio,
     mining,
+    openapi,
     projects,
     versions,
 )

@@ -39,6 +39,7 @@ USER = {
     "api.list_images", "api.list_jobs", "api.list_labeling_tasks", "api.list_mining", "api.list_model_packages",
     "api.list_models", "api.list_projects", "api.list_tokens", "api.list_versions", "api.me", "api.merge_version",
     "api.mine", "api.mined_version", "api.mining_algorithms", "api.next_iteration", "api.next_labeling_image",
+    "api.openapi_document",
     "api.prepare_mining", "api.public_datasets", "api.publish_algorithm", "api.remove_alias",
     "api.remove_device_algorithm", "api.rename_class", "api.request_public", "api.rollback_deployment",
     "api.run_iteration_step", "api.sample_balance", "api.sample_version", "api.save_labeling_image",
