@@ -99,3 +99,56 @@ def hardware_summary() -> dict:
         "memory_mb": round(mem_total / 2**20) if mem_total else None,
         "gpu": os.path.exists("/dev/nvidia0"),
     }
+
+
+class InferStats:
+    """Per-model OIP ``/infer`` timings, cumulative, as Triton's model statistics extension reports them.
+
+    ``success`` is the server-side time of a request: from its body being in hand (waitress has
+    read it) to the response body being ready to send; ``compute_input`` / ``compute_infer`` /
+    ``compute_output`` split it into parsing, the model run and encoding. Served by
+    ``GET /v2/models/{name}/stats``, which ``tritonclient``'s ``get_inference_statistics`` reads.
+    """
+
+    _PARTS = ("success", "fail", "compute_input", "compute_infer", "compute_output")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._models: dict[tuple[str, str], dict] = {}
+
+    def _entry(self, name: str, version: str) -> dict:
+        entry = self._models.get((name, version))
+        if entry is None:
+            entry = {"last_inference": 0, "inference_count": 0,
+                     **{part: [0, 0] for part in self._PARTS}}
+            self._models[(name, version)] = entry
+        return entry
+
+    def observe(self, name: str, version: str, total_ns: int, parse_ns: int, run_ns: int, encode_ns: int) -> None:
+        """One successful request: its total server-side time and its three parts, in nanoseconds."""
+        with self._lock:
+            e = self._entry(name, version)
+            e["last_inference"] = int(time.time() * 1000)
+            e["inference_count"] += 1
+            for part, ns in (("success", total_ns), ("compute_input", parse_ns),
+                             ("compute_infer", run_ns), ("compute_output", encode_ns)):
+                e[part][0] += 1
+                e[part][1] += ns
+
+    def fail(self, name: str, version: str, total_ns: int) -> None:
+        """One request that was answered with an error after it reached a served model."""
+        with self._lock:
+            e = self._entry(name, version)
+            e["fail"][0] += 1
+            e["fail"][1] += total_ns
+
+    def report(self, name: str, version: str) -> dict:
+        """One ``model_stats`` item: ``{name, version, last_inference, inference_count, execution_count,
+        inference_stats: {success|fail|queue|compute_*: {count, ns}}, batch_stats: []}``."""
+        with self._lock:
+            e = self._entry(name, version)
+            stats = {part: {"count": e[part][0], "ns": e[part][1]} for part in self._PARTS}
+            stats["queue"] = {"count": e["success"][0], "ns": 0}  # no queue: a worker thread runs it at once
+            return {"name": name, "version": version, "last_inference": e["last_inference"],
+                    "inference_count": e["inference_count"], "execution_count": e["inference_count"],
+                    "inference_stats": stats, "batch_stats": []}

@@ -21,14 +21,14 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 
 from agent import __version__
-from agent.metrics import Stats
+from agent.metrics import InferStats, Stats
 from agent.models import ModelRegistry, ServedModel
 from agent.oip import HEADER, encode_infer_response, parse_infer_request
 from detkit import scoring
 from detkit.errors import BadInput, Unauthorized, YmirError
 
 log = logging.getLogger(__name__)
-EXTENSIONS = ["binary_tensor_data", "model_repository_health"]
+EXTENSIONS = ["binary_tensor_data", "model_repository_health", "statistics"]
 DetectObserver = Callable[[ServedModel, bytes, dict], None]
 MAX_BODY = 64 * 1024 * 1024
 
@@ -95,7 +95,8 @@ def create_app(
     app = Flask("agent.server")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     stats = stats or Stats()
-    app.extensions["ymir_agent"] = {"registry": registry, "stats": stats}
+    timings = InferStats()
+    app.extensions["ymir_agent"] = {"registry": registry, "stats": stats, "timings": timings}
 
     def oip_error(exc: Exception) -> Response:
         status_code = exc.status if isinstance(exc, YmirError) else 500
@@ -165,11 +166,19 @@ def create_app(
         return jsonify({"name": name, "platform": model.metadata()["platform"], "max_batch_size": 0,
                         "input": model.detector.inputs, "output": model.detector.outputs})
 
+    @app.get("/v2/models/<name>/stats")
+    @app.get("/v2/models/<name>/versions/<version>/stats")
+    def model_stats(name: str, version: str | None = None):
+        model = registry.get(name, version)
+        return jsonify({"model_stats": [timings.report(name, model.version)]})
+
     @app.post("/v2/models/<name>/infer")
     @app.post("/v2/models/<name>/versions/<version>/infer")
     def infer(name: str, version: str | None = None):
+        t0 = time.perf_counter_ns()
         body, headers = run_infer(registry, stats, name, version, request.get_data(cache=False),
-                                  request.headers.get(HEADER), request.headers.get("Content-Encoding"))
+                                  request.headers.get(HEADER), request.headers.get("Content-Encoding"),
+                                  timings=timings, t0=t0)
         return Response(body, status=200, headers=headers)
 
     # ---- detector routes ------------------------------------------------------------------
@@ -203,29 +212,45 @@ def create_app(
                 log.exception("prediction uplink failed")
         return jsonify(payload)
 
-    app.wsgi_app = _FastInfer(app.wsgi_app, registry, stats, token)
+    app.wsgi_app = _FastInfer(app.wsgi_app, registry, stats, token, timings)
     return app
 
 
 def run_infer(registry: ModelRegistry, stats: Stats, name: str, version: str | None, body: bytes,
-              header_length: str | None, encoding: str | None) -> tuple[bytes, dict[str, str]]:
-    """One OIP ``/infer``: parse, run, encode; raises :class:`YmirError` kinds for the caller to render."""
+              header_length: str | None, encoding: str | None, *, timings: InferStats | None = None,
+              t0: int | None = None) -> tuple[bytes, dict[str, str]]:
+    """One OIP ``/infer``: parse, run, encode; raises :class:`YmirError` kinds for the caller to render.
+
+    ``timings`` gets the server-side time from ``t0`` (``perf_counter_ns`` when the body was in
+    hand; now if None) to the encoded answer, and its parse / run / encode parts.
+    """
+    t0 = time.perf_counter_ns() if t0 is None else t0
     model = registry.ready_model(name, version)
-    if encoding not in (None, "", "identity"):
-        raise BadInput("compressed requests are not supported; send identity encoding")
-    req = parse_infer_request(body, header_length)
-    t0 = time.perf_counter()
     try:
-        outputs = model.detector.run(req.inputs)
+        if encoding not in (None, "", "identity"):
+            raise BadInput("compressed requests are not supported; send identity encoding")
+        req = parse_infer_request(body, header_length)
+        t1 = time.perf_counter_ns()
+        try:
+            outputs = model.detector.run(req.inputs)
+        except YmirError:
+            stats.observe(0.0, ok=False)
+            raise
+        except Exception as exc:  # a runtime error on valid-looking input: report it, keep serving
+            stats.observe(0.0, ok=False)
+            log.warning("model %s failed on a request: %s", name, exc)
+            raise BadInput(f"model {name!r} failed on this input: {exc}") from None
+        t2 = time.perf_counter_ns()
+        stats.observe((t2 - t1) / 1e9)
+        answer = encode_infer_response(name, model.version, outputs, req)
     except YmirError:
-        stats.observe(0.0, ok=False)
+        if timings is not None:
+            timings.fail(name, model.version, time.perf_counter_ns() - t0)
         raise
-    except Exception as exc:  # a runtime error on valid-looking input: report it, keep serving
-        stats.observe(0.0, ok=False)
-        log.warning("model %s failed on a request: %s", name, exc)
-        raise BadInput(f"model {name!r} failed on this input: {exc}") from None
-    stats.observe(time.perf_counter() - t0)
-    return encode_infer_response(name, model.version, outputs, req)
+    if timings is not None:
+        t3 = time.perf_counter_ns()
+        timings.observe(name, model.version, t3 - t0, t1 - t0, t2 - t1, t3 - t2)
+    return answer
 
 
 _INFER_PATH = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?/infer$")
@@ -239,8 +264,8 @@ class _FastInfer:
     bodies) goes to the Flask app; both call :func:`run_infer`, so behaviour is the same.
     """
 
-    def __init__(self, inner, registry: ModelRegistry, stats: Stats, token: str):
-        self.inner, self.registry, self.stats = inner, registry, stats
+    def __init__(self, inner, registry: ModelRegistry, stats: Stats, token: str, timings: InferStats):
+        self.inner, self.registry, self.stats, self.timings = inner, registry, stats, timings
         self.auth = f"Bearer {token}".encode() if token else None
 
     def __call__(self, environ, start_response):
@@ -255,10 +280,11 @@ class _FastInfer:
             n = int(length)
             if n > MAX_BODY:
                 raise YmirError(f"request body over {MAX_BODY} bytes", code="too_large", status=413)
+            t0 = time.perf_counter_ns()  # waitress has the whole body in memory before it calls us
             body = environ["wsgi.input"].read(n)
             out, headers = run_infer(self.registry, self.stats, match.group(1), match.group(2), body,
                                      environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH"),
-                                     environ.get("HTTP_CONTENT_ENCODING"))
+                                     environ.get("HTTP_CONTENT_ENCODING"), timings=self.timings, t0=t0)
             status = "200 OK"
         except (YmirError, ValueError) as exc:
             err = exc if isinstance(exc, YmirError) else BadInput(f"bad Content-Length {length!r}")

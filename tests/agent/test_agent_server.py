@@ -142,3 +142,36 @@ def test_chunked_infer_goes_through_flask_with_same_result(served):
     assert plain == chunked and plain["outputs"][0]["data"] == [3.0, 5.0, 7.0, 9.0]
     r = requests.post(f"{server.url}/v2/models/plain/infer", data=iter([b"{bad"]))
     assert r.status_code == 400 and set(r.json()) == {"error"}
+
+
+def test_statistics_extension_counts_server_side_time(served):
+    """tritonclient's get_inference_statistics reads the agent's per-model timings: the count of
+    /infer requests (fast path and Flask path), their server-side time and its parts, and failures."""
+    import tritonclient.http as httpclient
+
+    server, _, _ = served
+    client = httpclient.InferenceServerClient(url=f"127.0.0.1:{server.port}")
+    assert "statistics" in client.get_server_metadata()["extensions"]
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    inp = httpclient.InferInput("x", list(x.shape), "FP32")
+    inp.set_data_from_numpy(x, binary_data=True)
+    for _ in range(3):
+        client.infer("plain", [inp])
+    body = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]}).encode()
+    assert requests.post(f"{server.url}/v2/models/plain/infer", data=iter([body])).status_code == 200  # chunked: Flask
+    bad = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 2]}]}
+    assert requests.post(f"{server.url}/v2/models/plain/infer", json=bad).status_code == 400
+    doc = client.get_inference_statistics("plain")
+    (item,) = doc["model_stats"]
+    st = item["inference_stats"]
+    assert item["name"] == "plain" and item["inference_count"] == 4 and st["success"]["count"] == 4
+    assert st["fail"]["count"] == 1 and st["fail"]["ns"] > 0
+    parts = st["compute_input"]["ns"] + st["compute_infer"]["ns"] + st["compute_output"]["ns"]
+    assert 0 < st["compute_infer"]["ns"] and 0 < parts <= st["success"]["ns"]
+    assert item["last_inference"] > 0
+    versioned = requests.get(f"{server.url}/v2/models/plain/versions/{item['version']}/stats").json()
+    assert versioned["model_stats"][0]["inference_count"] == 4
+    assert requests.get(f"{server.url}/v2/models/nope/stats").status_code == 404
+    untouched = client.get_inference_statistics("tiny")["model_stats"][0]
+    assert untouched["inference_count"] == 0 and untouched["inference_stats"]["success"]["ns"] == 0
+    client.close()
