@@ -64,4 +64,27 @@ if [[ "$EXTRAS" == all || "$EXTRAS" == *dev* ]] && [[ ! -f "$LS_STAMP" ]]; then
     log "label-studio did not install: the Label Studio server tests will skip"
   fi
 fi
+# The agent's OIP peers in scripts/bench/agent_http.py (MLServer, KServe) have heavy pins of their own (FastAPI,
+# gRPC, pandas, kubernetes...): each in its own venv, never .venv, with .venv's onnxruntime so all serve the same
+# bits; never torch. A peer that does not install is logged and skipped by the bench and its smoke test.
+ORT_VERSION="$(.venv/bin/python -c 'import onnxruntime; print(onnxruntime.__version__)' 2>/dev/null || true)"
+peer_venv() {  # peer_venv NAME PACKAGE==VERSION [MORE PINS...]
+  local venv=".venvs/$1" stamp=".venvs/$1/.ymir-${2/==/-}"
+  [[ -f "$stamp" && -f "$venv/.ymir-onnxruntime-$ORT_VERSION" ]] && return 0
+  log "installing $2 and onnxruntime==$ORT_VERSION into $venv (its own pins)"
+  rm -f "$venv"/.ymir-*
+  if { [[ -x "$venv/bin/python" ]] || "$PY" -m venv "$venv"; } &&
+     "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null &&
+     "$venv/bin/python" -m pip install -q "$2" "${@:3}" "onnxruntime==$ORT_VERSION" &&
+     ! "$venv/bin/python" -c 'import torch' 2>/dev/null; then
+    touch "$stamp" "$venv/.ymir-onnxruntime-$ORT_VERSION"
+  else
+    log "$2 did not install (or pulled torch) into $venv: agent_http.py skips that peer"
+  fi
+}
+if [[ "$EXTRAS" == all || "$EXTRAS" == *dev* ]] && [[ -n "$ORT_VERSION" ]]; then
+  # uvloop 0.22 raises from asyncio.get_event_loop() in MLServer 1.7.1's inference worker processes
+  peer_venv mlserver "mlserver==1.7.1" "uvloop<0.22"
+  peer_venv kserve "kserve==0.21.0"
+fi
 log "ready: $(.venv/bin/python --version)"

@@ -35,3 +35,29 @@ def test_oip_floor_benchmark_runs():
     pytest.importorskip("tritonclient.http")
     doc = _run("scripts/bench/oip_client_floor.py")
     assert 0 < doc["median_ms"] < 1000
+
+
+@pytest.mark.slow
+def test_agent_http_benchmark_against_peer_servers():
+    """agent_http.py serves one model from the agent, MLServer and KServe (their own venvs, made by
+    scripts/setup.sh) and drives each with the same tritonclient: every target answers the in-process
+    tensors bit for bit and reports its server-side time; the goals' ratios come out."""
+    pytest.importorskip("tritonclient.http")
+    peers = [p for p in ("mlserver", "kserve") if list((ROOT / ".venvs" / p).glob(f".ymir-{p}-*"))]  # setup.sh's stamp
+    if not peers:
+        pytest.skip("neither .venvs/mlserver nor .venvs/kserve: scripts/setup.sh could not install them here")
+    out = subprocess.run([sys.executable, "scripts/bench/agent_http.py", "--iters", "10", "--warmup", "2",
+                          "--threads", "1", "--size", "64", "--peers", ",".join(peers), "--peer-iters", "5",
+                          "--calls", "3", "--concurrency", "2", "--mlserver-workers", "0"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    doc = json.loads(out.stdout)["versus_peers"]
+    assert not doc["skipped"].get("mlserver") and not doc["skipped"].get("kserve"), doc["skipped"]
+    expected = {"agent"} | {f"{p}_{protocol}" for p in peers for protocol in ("http", "grpc")}
+    assert set(doc["targets"]) == expected
+    for name, t in doc["targets"].items():
+        assert t["outputs_equal_in_process"], name
+        assert t["latency"]["p50_ms"] > 0 and t["throughput"]["req_per_s"] > 0, name
+        assert t["latency"]["server_side_mean_ms"] > 0, name
+    assert set(doc["goals"]) == {"p50", "p99", "throughput"}
+    assert all(isinstance(g["met"], bool) and g["best_peer"] in expected - {"agent"} for g in doc["goals"].values())

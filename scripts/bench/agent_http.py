@@ -1,7 +1,8 @@
 """Benchmark: batch-1 detector inference through the agent's HTTP server vs in-process, same run.
 
     .venv/bin/python scripts/bench/agent_http.py [--model model.onnx] [--size 256] [--iters 200]
-        [--warmup 20] [--threads 0] [--server-threads 4]
+        [--warmup 20] [--threads 0] [--server-threads 4] [--peers mlserver,kserve|none]
+        [--peer-iters 200] [--concurrency 4] [--calls 100] [--mlserver-workers 1] [--kserve-workers 1]
 
 Paths timed (median and p95 of ``--iters`` calls each, interleaved in rounds so drift hits all):
 
@@ -17,6 +18,14 @@ machine every extra thread wake-up of the HTTP path waits for a core, which the 
 never does; p10 and min show the path without that wait, and the CPU time per call of this
 process (the client) and of the server process (from /proc) the work each path costs whatever
 the load.
+
+Then (``--peers``, default both; ``none`` skips) the same agent server against MLServer and
+KServe serving the same ONNX file with the same onnxruntime settings, from their own venvs
+(``.venvs/mlserver``, ``.venvs/kserve``, made by ``scripts/setup.sh``; a missing one is skipped
+with the reason): batch-1 p50/p99 with one client, throughput with ``--concurrency`` clients,
+and the server-side time per request each server reports itself; ratios against the goals
+(agent p50 and p99 <= the best peer's, throughput >= 1.5x the best peer's). See
+``scripts/bench/peers/compare.py``. The JSON goes to stdout; ``--json`` writes it to a file too.
 """
 
 from __future__ import annotations
@@ -103,7 +112,18 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: its default)")
     ap.add_argument("--server-threads", type=int, default=4)
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--peers", default="mlserver,kserve", help="peer servers to compare with, or 'none'")
+    ap.add_argument("--peer-iters", type=int, default=200, help="batch-1 calls per target, one client")
+    ap.add_argument("--concurrency", type=int, default=4, help="clients at once for the throughput figure")
+    ap.add_argument("--calls", type=int, default=100, help="calls per client for the throughput figure")
+    ap.add_argument("--mlserver-workers", type=int, default=1,
+                    help="MLServer parallel_workers (its default 1: inference in one worker process; 0: in the server process)")
+    ap.add_argument("--kserve-workers", type=int, default=1, help="KServe ModelServer --workers (uvicorn processes)")
     args = ap.parse_args()
+    peers = [] if args.peers in ("", "none") else args.peers.split(",")
+    unknown = sorted(set(peers) - {"mlserver", "kserve"})
+    if unknown:
+        ap.error(f"--peers: unknown {unknown}; known: mlserver, kserve")
 
     import requests
     import tritonclient.http as httpclient
@@ -168,6 +188,13 @@ def main() -> None:
                 cpu[name][0] += time.process_time() - c0
                 cpu[name][1] += server_cpu(server.pid) - s0
         client.close()
+        if peers:
+            from peers import compare
+
+            versus = compare.run(Path(model_path), size, local, port, server.pid, peers=peers,
+                                 threads=args.threads, iters=args.peer_iters, warmup=args.warmup,
+                                 concurrency=args.concurrency, calls=args.calls,
+                                 mlserver_workers=args.mlserver_workers, kserve_workers=args.kserve_workers)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -189,6 +216,8 @@ def main() -> None:
         "oip_over_run": {k: ratio("oip", "run", k) for k in ("median_ms", "p10_ms", "min_ms")},
         "v1_detect_over_detect": {k: ratio("v1_detect", "detect", k) for k in ("median_ms", "p10_ms", "min_ms")},
     }
+    if peers:
+        out["versus_peers"] = versus
     print(json.dumps(out, indent=2))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
