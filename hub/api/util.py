@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from flask import current_app, request
 from werkzeug.routing import IntegerConverter
 
@@ -35,6 +37,24 @@ def database():
     return state().database
 
 
+def _check_text(value, path: str = "") -> None:
+    """BadInput for a string that is no Unicode text: JSON may escape a lone surrogate (``"\\ud800"``), which
+    SQLite and every encoder refuse later with UnicodeEncodeError."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            where = f"field '{path}'" if path else "request body"
+            raise BadInput(f"{where}: not valid Unicode text (a lone surrogate escape)") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, path)
+            _check_text(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_text(item, f"{path}[{i}]")
+
+
 def body() -> dict:
     """The request's JSON object (an empty dict for an empty body); BadInput otherwise."""
     if not request.data:
@@ -42,6 +62,7 @@ def body() -> dict:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise BadInput("request body: expected a JSON object")
+    _check_text(data)
     return data
 
 
@@ -61,6 +82,8 @@ def get_field(data: dict, name: str, kind: type | tuple, *, required: bool = Fal
         raise BadInput(f"field '{name}': expected {names}, got {type(value).__name__}")
     if isinstance(value, int):
         check_int(value, f"field '{name}'")
+    if isinstance(value, float) and not math.isfinite(value):  # Python's JSON reads NaN and Infinity
+        raise BadInput(f"field '{name}': expected a finite number, got {value}")
     return value
 
 

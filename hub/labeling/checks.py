@@ -23,7 +23,7 @@ def _coords(b, where: str) -> tuple[float, float, float, float]:
         raise BadInput(f"{where}: not an object with x1, y1, x2, y2, class")
     try:
         x1, y1, x2, y2 = (float(b[k]) for k in ("x1", "y1", "x2", "y2"))
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: an integer too big for a float
         raise BadInput(f"{where}: needs numbers x1, y1, x2, y2") from None
     if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
         raise BadInput(f"{where}: has a coordinate that is not finite")
