@@ -5,6 +5,12 @@
 calibration images letterboxed exactly as at inference, leaving the detection head's output
 nodes in float. The ModelSpec goes into the IR's ``rt_info`` (``ymir/spec``, read by
 :mod:`detkit.runtime.openvino`) and beside it as ``model.spec.json``.
+
+``uint8_input=True`` adds, with ``openvino.preprocess.PrePostProcessor``, an input that takes the
+letterboxed uint8 NHWC image and converts, normalises and transposes it inside the graph (spec
+schema 2, ``normalize=in_graph``). For int8 that is done after NNCF has quantized the float model on
+the usual normalised calibration inputs, so the calibration, and the accuracy, are those of the
+plain int8 IR; the added steps sit in front of its first quantize node.
 """
 
 from __future__ import annotations
@@ -83,6 +89,21 @@ def _quantize_int8(ov_model, source, images: ImageSet, max_images: int, progress
         )
 
 
+def _uint8_input(ov, ov_model, spec):
+    """The model behind a uint8 NHWC input: convert to f32, ``(x - 255 mean) / (255 std)``, to NCHW."""
+    from openvino.preprocess import PrePostProcessor
+
+    if spec.in_graph:
+        raise BadInput("the source already takes uint8 NHWC input (normalize=in_graph)")
+    ppp = PrePostProcessor(ov_model)
+    entry = ppp.input(spec.input_name)
+    entry.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+    entry.model().set_layout(ov.Layout("NCHW"))
+    (entry.preprocess().convert_element_type(ov.Type.f32)
+        .mean([255.0 * m for m in spec.mean]).scale([255.0 * s for s in spec.std]))
+    return ppp.build()
+
+
 def to_openvino(
     src: str | Path,
     out_dir: str | Path,
@@ -91,11 +112,13 @@ def to_openvino(
     *,
     max_images: int = 300,
     progress: Progress | None = None,
+    uint8_input: bool = False,
 ) -> Path:
     """Convert the ONNX detector ``src`` to an IR in ``out_dir``; returns the ``.xml`` path.
 
     ``precision``: ``fp32``, ``fp16`` (weights compressed) or ``int8`` (needs ``calibration``, a
-    folder/zip of images or an :class:`ImageSet`; up to ``max_images`` used).
+    folder/zip of images or an :class:`ImageSet`; up to ``max_images`` used). ``uint8_input``: the
+    IR takes the letterboxed uint8 NHWC image and normalises it in the graph (spec schema 2).
     """
     if precision not in PRECISIONS:
         raise BadInput(f"OpenVINO precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -109,12 +132,16 @@ def to_openvino(
         if images.annotated:
             images.check_classes(source.spec.class_names)
         ov_model = _quantize_int8(ov_model, source, images, max_images, progress)
-    ov_model.set_rt_info(source.spec.to_json(), RT_INFO_PATH)
+    spec = source.spec
+    if uint8_input:
+        ov_model = _uint8_input(ov, ov_model, spec)
+        spec = spec.with_graph_input()
+    ov_model.set_rt_info(spec.to_json(), RT_INFO_PATH)
     ov_model.set_rt_info(precision, RT_INFO_PRECISION)
     ov_model.set_rt_info(source.sha256, ["ymir", "source_sha256"])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     xml = out_dir / f"{MODEL_NAME}.xml"
     ov.save_model(ov_model, str(xml), compress_to_fp16=(precision == "fp16"))
-    (out_dir / f"{MODEL_NAME}{SIDE_SPEC_SUFFIX}").write_text(source.spec.to_json())
+    (out_dir / f"{MODEL_NAME}{SIDE_SPEC_SUFFIX}").write_text(spec.to_json())
     return xml

@@ -102,8 +102,9 @@ def convert(
         }
         fields["status"], fields["reason"] = status, reason
         log.info("%s: %s (%s)", target, status, reason)
+    spec = source.spec.with_graph_input() if row.uint8_input else source.spec
     manifest = write_package(
-        out_dir, name=name or source.path.stem, version=version, spec=source.spec, model=model_rel,
+        out_dir, name=name or source.path.stem, version=version, spec=spec, model=model_rel,
         files=extra, **fields,
     )
     return manifest

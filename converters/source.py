@@ -67,6 +67,9 @@ def read_source(path: str | Path) -> SourceModel:
             "(input size, normalisation, output decoding) the built-in executor writes"
         )
     spec = ModelSpec.from_json(meta[METADATA_KEY], f"{path}: {METADATA_KEY}")
+    if spec.in_graph:
+        raise BadModel(f"{path}: takes uint8 NHWC input normalised in its graph (a -u8 conversion result); "
+                       "conversions start from the classic float NCHW ONNX")
     inits = {i.name for i in model.graph.initializer}
     inputs = _infos([i for i in model.graph.input if i.name not in inits])
     check_io(spec, inputs, _infos(model.graph.output), str(path))

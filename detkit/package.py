@@ -1,4 +1,4 @@
-"""The model package: a folder or zip of model file(s) plus ``manifest.json`` (schema version 1).
+"""The model package: a folder or zip of model file(s) plus ``manifest.json`` (schema version 1 or 2).
 
 A package is what the hub publishes and the device agent downloads, verifies and serves. Every file
 is addressed by sha256 in ``manifest["files"]``; :func:`verify` re-hashes them and names the first
@@ -7,6 +7,11 @@ file that does not match. The manifest carries the :class:`detkit.manifest.Model
 
 Archives are read defensively: :func:`unpack` refuses absolute paths, ``..`` components, links,
 duplicate names and archives larger than a limit, and verifies the result.
+
+Schema 2 is schema 1 plus a spec of schema 2 (a model that takes uint8 NHWC and normalises in its
+graph, see :mod:`detkit.manifest`). :func:`write_package` writes schema 2 only for such a spec, so
+every other package stays readable by agents that know schema 1 only, and those refuse a schema-2
+package with ``unsupported package schema 2`` before serving anything.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from detkit.manifest import ModelSpec
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-PACKAGE_SCHEMA = 1
+PACKAGE_SCHEMA = 1  # the schema of a package whose spec is schema 1
+PACKAGE_SCHEMAS = (1, 2)  # what this build reads
 TASKS = ("detection",)
 STATUSES = ("accepted", "rejected", "unvalidated")
 MAX_UNPACKED_BYTES = 4 << 30  # 4 GiB: far above any edge detector, far below a zip bomb
@@ -71,7 +77,7 @@ class PackageManifest:
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        data["spec"] = asdict(self.spec)
+        data["spec"] = self.spec.to_dict()
         data["class_names"] = self.class_names
         return data
 
@@ -83,8 +89,9 @@ class PackageManifest:
         """Validate and build; raises :class:`BadModel` naming the field and ``where``."""
         if not isinstance(data, dict):
             raise BadModel(f"{where}: expected a JSON object")
-        if data.get("schema") != PACKAGE_SCHEMA:
-            raise BadModel(f"{where}: unsupported package schema {data.get('schema')!r} (this build reads {PACKAGE_SCHEMA})")
+        if data.get("schema") not in PACKAGE_SCHEMAS:
+            raise BadModel(f"{where}: unsupported package schema {data.get('schema')!r} "
+                           f"(this build reads {', '.join(map(str, PACKAGE_SCHEMAS))})")
         for key in ("name", "version", "model"):
             if not isinstance(data.get(key), str) or not data[key]:
                 raise BadModel(f"{where}: {key!r} must be a non-empty string")
@@ -102,6 +109,9 @@ class PackageManifest:
         if data["model"] not in files:
             raise BadModel(f"{where}: model file {data['model']!r} is not listed in 'files'")
         spec = ModelSpec.from_dict(data.get("spec"), f"{where}: spec")
+        if spec.schema > data["schema"]:
+            raise BadModel(f"{where}: a spec of schema {spec.schema} needs package schema {spec.schema}, "
+                           f"the manifest says {data['schema']}")
         known = set(cls.__dataclass_fields__) - {"spec"}
         return cls(spec=spec, **{k: v for k, v in data.items() if k in known})
 
@@ -139,6 +149,7 @@ def write_package(
             raise BadModel(f"{path}: package file is missing")
         digests[rel] = sha256_file(path)
     created = fields.pop("created", None) or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    fields.setdefault("schema", max(PACKAGE_SCHEMA, spec.schema))
     manifest = PackageManifest(
         name=name, version=version, spec=spec, model=model, files=digests, created=created, **fields
     )

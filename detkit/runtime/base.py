@@ -133,9 +133,13 @@ def check_io(spec: ModelSpec, inputs: list[TensorInfo], outputs: list[TensorInfo
     t = ins.get(spec.input_name)
     if t is None or len(t.shape) != 4:
         raise BadModel(f"{where}: not a detector of this spec: needs a 4-D input {spec.input_name!r}; has {have}")
-    want = (-1, 3, spec.input_size, spec.input_size)
+    want = spec.input_shape()
     if any(d >= 0 and w >= 0 and d != w for d, w in zip(t.shape, want, strict=True)):
-        raise BadModel(f"{where}: input {t.name!r} has shape {list(t.shape)}, spec wants [N, 3, {spec.input_size}, {spec.input_size}]")
+        wanted = ", ".join(["N", *map(str, want[1:])])
+        raise BadModel(f"{where}: input {t.name!r} has shape {list(t.shape)}, spec wants [{wanted}] ({spec.layout})")
+    if spec.in_graph and t.datatype != OIP_DATATYPES[spec.input_dtype]:
+        raise BadModel(f"{where}: input {t.name!r} is {t.datatype}; a spec with normalize=in_graph wants "
+                       f"{OIP_DATATYPES[spec.input_dtype]} (the letterboxed image as is)")
     cells = spec.input_size // spec.stride
     for role, channels in (("heatmap", len(spec.class_names)), ("distances", 4)):
         name = spec.outputs.get(role)
@@ -235,13 +239,19 @@ class Detector:
         return self.spec
 
     def preprocess(self, images: Sequence[ImageLike]) -> tuple[np.ndarray, list[Letterbox]]:
-        """Letterbox + normalise a list of images into one model input batch (NCHW float)."""
+        """Letterbox + normalise a list of images into one model input batch.
+
+        NCHW float for a classic spec; for a spec with ``normalize="in_graph"`` the letterboxed
+        uint8 NHWC batch as is (the model's graph does the rest).
+        """
         spec = self._require_spec()
         canvases, boxes = [], []
         for i, img in enumerate(images):
             canvas, lb = letterbox(to_pil(img, f"image {i}"), spec.input_size, spec.pad_value)
             canvases.append(canvas)
             boxes.append(lb)
+        if spec.in_graph:
+            return np.stack(canvases), boxes
         batch = normalize(np.stack(canvases), spec.mean, spec.std)
         return batch.astype(self.session.inputs[0].dtype, copy=False), boxes
 
@@ -285,8 +295,8 @@ class Detector:
         """One run on zeros so the first real request does not pay allocation/JIT costs."""
         feeds = {}
         for t in self.session.inputs:
-            shape = [d if d > 0 else (1 if i == 0 else (self.spec.input_size if self.spec else 1))
-                     for i, d in enumerate(t.shape)]
+            full = self.spec.input_shape() if self.spec else ()
+            shape = [d if d > 0 else (1 if i == 0 or i >= len(full) else full[i]) for i, d in enumerate(t.shape)]
             feeds[t.name] = np.zeros(shape, dtype=t.dtype)
         self.session.run(feeds)
 
