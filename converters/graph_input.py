@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from converters.source import set_spec_metadata
 from detkit.errors import BadModel
-from detkit.manifest import METADATA_KEY, ModelSpec
+from detkit.manifest import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +72,7 @@ def uint8_input_onnx(src: str | Path, out: str | Path, spec: ModelSpec) -> Model
     graph.input.remove(old)
     graph.input.insert(position, new_input)
     new_spec = spec.with_graph_input()
-    meta = {p.key: p.value for p in model.metadata_props}
-    meta[METADATA_KEY] = new_spec.to_json()
-    del model.metadata_props[:]
-    for key, value in meta.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
+    set_spec_metadata(model, new_spec.to_json())
     onnx.checker.check_model(model)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

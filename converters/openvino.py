@@ -93,8 +93,6 @@ def _uint8_input(ov, ov_model, spec):
     """The model behind a uint8 NHWC input: convert to f32, ``(x - 255 mean) / (255 std)``, to NCHW."""
     from openvino.preprocess import PrePostProcessor
 
-    if spec.in_graph:
-        raise BadInput("the source already takes uint8 NHWC input (normalize=in_graph)")
     ppp = PrePostProcessor(ov_model)
     entry = ppp.input(spec.input_name)
     entry.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from converters.data import ImageSet, load_images
-from converters.source import Progress, head_nodes, input_batches, read_source
+from converters.source import Progress, head_nodes, input_batches, read_source, set_spec_metadata
 from detkit.errors import BadInput, BadModel
 from detkit.manifest import METADATA_KEY
 
@@ -94,11 +94,7 @@ def quantize_onnx(
             weight_type=QuantType.QInt8, nodes_to_exclude=exclude, calibrate_method=methods[method],
         )
     model = onnx.load(str(out))
-    meta = {p.key: p.value for p in model.metadata_props}
-    if meta.get(METADATA_KEY) != source.spec.to_json():
-        del model.metadata_props[:]
-        for key, value in {**meta, METADATA_KEY: source.spec.to_json()}.items():
-            entry = model.metadata_props.add()
-            entry.key, entry.value = key, value
+    if {p.key: p.value for p in model.metadata_props}.get(METADATA_KEY) != source.spec.to_json():
+        set_spec_metadata(model, source.spec.to_json())
         onnx.save(model, str(out))
     return out

@@ -76,6 +76,15 @@ def read_source(path: str | Path) -> SourceModel:
     return SourceModel(path=path, model=model, spec=spec, sha256=sha256_file(path))
 
 
+def set_spec_metadata(model, spec_json: str) -> None:
+    """Set the ONNX ``model``'s ``ymir.spec`` entry to ``spec_json``, keeping its other metadata entries."""
+    meta = {p.key: p.value for p in model.metadata_props}
+    del model.metadata_props[:]
+    for key, value in {**meta, METADATA_KEY: spec_json}.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
 def input_batches(
     images: ImageSet, spec: ModelSpec, dtype=np.float32, progress: Progress | None = None
 ) -> Iterator[np.ndarray]:

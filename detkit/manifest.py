@@ -57,10 +57,6 @@ class ModelSpec:
     normalize: str = "host"  # host: the runtime normalises in numpy | in_graph: the model does
 
     @property
-    def input_format(self) -> tuple[str, str, str]:
-        return (self.layout, self.input_dtype, self.normalize)
-
-    @property
     def in_graph(self) -> bool:
         """True when the model takes the letterboxed uint8 NHWC image and normalises it itself."""
         return self.normalize == "in_graph"
