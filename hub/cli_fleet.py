@@ -63,7 +63,7 @@ def device_list(cli: CliContext, tag: str | None, as_json: bool) -> None:
     from hub.fleet import devices
     from hub.store import fleet as fleet_store
 
-    rows = [devices.summary(cli.database, d) for d in fleet_store.list_devices(cli.database, tag)]
+    rows = devices.summaries(cli.database, fleet_store.list_devices(cli.database, tag))
 
     def text(rows):
         return "\n".join(

@@ -51,7 +51,7 @@ def fleet_info():
 @bp.get("/devices")
 def list_devices():
     db = database()
-    return jsonify({"devices": [devs.summary(db, d) for d in fleet_store.list_devices(db, request.args.get("tag"))]})
+    return jsonify({"devices": devs.summaries(db, fleet_store.list_devices(db, request.args.get("tag")))})
 
 
 @bp.post("/devices")

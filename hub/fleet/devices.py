@@ -63,8 +63,17 @@ def authenticate(database: Database, header: str, device_id: str | None = None) 
 
 def summary(database: Database, device: dict) -> dict:
     """A device with what the list shows: active algorithms, revision, p95 latency, outbox depth."""
-    reported = {r["name"]: r for r in fleet_store.reported(database, device["id"])}
-    slots = fleet_store.slots(database, device["id"])
+    return summaries(database, [device])[0]
+
+
+def summaries(database: Database, devices: list[dict]) -> list[dict]:
+    """:func:`summary` of many devices with two queries in all (a fleet page lists hundreds)."""
+    ids = [d["id"] for d in devices]
+    reported_by, slots_by = fleet_store.reported_for(database, ids), fleet_store.slots_for(database, ids)
+    return [_summary(d, {r["name"]: r for r in reported_by[d["id"]]}, slots_by[d["id"]]) for d in devices]
+
+
+def _summary(device: dict, reported: dict[str, dict], slots: list[dict]) -> dict:
     algos = []
     for s in slots:
         rep = reported.get(s["name"], {})

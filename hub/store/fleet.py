@@ -97,6 +97,37 @@ def list_devices(database: Database, tag: str | None = None) -> list[dict]:
     return [d for d in out if tag in d["tags"]] if tag else out
 
 
+def find_devices(database: Database, q: str = "", tag: str = "", online: bool | None = None, limit: int = 50,
+                 offset: int = 0) -> tuple[list[dict], int]:
+    """One page of devices (by id) whose id or name contains ``q``, carrying ``tag``, online or not;
+    returns ``(devices, how many match in all)``."""
+    where, args = [], []
+    if q:
+        where.append("(instr(lower(id), ?) > 0 OR instr(lower(name), ?) > 0)")
+        args += [q.lower(), q.lower()]
+    if tag:
+        where.append("EXISTS (SELECT 1 FROM json_each(devices.tags) WHERE value = ?)")
+        args.append(tag)
+    if online is not None:
+        where.append("online = ?")
+        args.append(1 if online else 0)
+    sql_where = f" WHERE {' AND '.join(where)}" if where else ""
+    total = database.db.execute(f"SELECT count(*) FROM devices{sql_where}", args).fetchone()[0]
+    rows = database.db.query(f"SELECT * FROM devices{sql_where} ORDER BY id LIMIT ? OFFSET ?", [*args, limit, offset])
+    return [_device(r) for r in rows], total
+
+
+def presence_counts(database: Database) -> dict[str, int]:
+    """``{"devices", "online", "offline"}`` over the whole fleet."""
+    total, online = database.db.execute("SELECT count(*), coalesce(sum(online), 0) FROM devices").fetchone()
+    return {"devices": total, "online": online, "offline": total - online}
+
+
+def all_tags(database: Database) -> list[str]:
+    return [r[0] for r in database.db.execute(
+        "SELECT DISTINCT j.value FROM devices, json_each(devices.tags) AS j ORDER BY 1").fetchall()]
+
+
 def device_ids(database: Database, tag: str | None = None) -> list[str]:
     return [d["id"] for d in list_devices(database, tag)]
 
@@ -182,6 +213,33 @@ def desired_document(database: Database, device_id: str) -> tuple[int, list[dict
 
 def reported(database: Database, device_id: str) -> list[dict]:
     return list(database.db.query("SELECT * FROM device_reported WHERE device_id = ? ORDER BY name", [device_id]))
+
+
+def _in_chunks(database: Database, sql: str, ids: list[str]) -> list[dict]:
+    """``sql`` with ``{ids}`` filled by placeholders, run over ``ids`` in chunks (SQLite's variable limit)."""
+    out: list[dict] = []
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        out += database.db.query(sql.format(ids=", ".join("?" * len(chunk))), chunk)
+    return out
+
+
+def reported_for(database: Database, device_ids: list[str]) -> dict[str, list[dict]]:
+    """:func:`reported` of many devices in one query per 500: ``{device_id: [rows by name]}``."""
+    out: dict[str, list[dict]] = {d: [] for d in device_ids}
+    for r in _in_chunks(database, "SELECT * FROM device_reported WHERE device_id IN ({ids}) ORDER BY device_id, name",
+                        device_ids):
+        out[r["device_id"]].append(r)
+    return out
+
+
+def slots_for(database: Database, device_ids: list[str]) -> dict[str, list[dict]]:
+    """:func:`slots` of many devices in one query per 500: ``{device_id: [slots by name]}``."""
+    out: dict[str, list[dict]] = {d: [] for d in device_ids}
+    for r in _in_chunks(database, "SELECT * FROM device_slots WHERE device_id IN ({ids}) ORDER BY device_id, name",
+                        device_ids):
+        out[r["device_id"]].append({**r, "entry": json.loads(r["entry"])})
+    return out
 
 
 def known_ids(db) -> set[str]:

@@ -43,14 +43,26 @@ def _deployable() -> list[dict]:
     return own + public
 
 
+DEVICES_PER_PAGE = 50
+
+
 @bp.get("/deployment")
 def deployment():
+    """The fleet overview: presence counts, one page of devices (filtered by id/name, tag, online),
+    deploy form, recent deployments. A page never reads more than :data:`DEVICES_PER_PAGE` devices."""
     db = database()
     service = fleet_of(current_app)
-    devices = [devs.summary(db, d) for d in fleet_store.list_devices(db)]
-    tags = sorted({t for d in devices for t in d["tags"]})
+    q, tag = request.args.get("q", "").strip(), request.args.get("tag", "").strip()
+    presence = request.args.get("state", "")
+    online = {"online": True, "offline": False}.get(presence)
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    found, matching = fleet_store.find_devices(db, q, tag, online, DEVICES_PER_PAGE, (page - 1) * DEVICES_PER_PAGE)
+    pages = max(1, -(-matching // DEVICES_PER_PAGE))
+    filters = {k: v for k, v in {"q": q, "tag": tag, "state": presence if online is not None else ""}.items() if v}
     return render_template(
-        "fleet.html", devices=devices, tags=tags, deployments=dep_store.list_deployments(db, limit=50),
+        "fleet.html", devices=devs.summaries(db, found), tags=fleet_store.all_tags(db), counts=fleet_store.presence_counts(db),
+        matching=matching, page=page, pages=pages, first=(page - 1) * DEVICES_PER_PAGE + 1, filters=filters,
+        deployments=dep_store.list_deployments(db, limit=50),
         algorithms=_deployable(), fleet=service.info() if service else None,
         fleet_error=current_app.extensions.get("fleet_error"), records=records_store.count_records(db),
         projects=project_store.list_projects(db), new_device=session.pop("new_device", None),
