@@ -59,8 +59,10 @@ def serve(cli: CliContext, host: str, port: int, threads: int) -> None:
     import waitress
 
     from hub import create_app
+    from hub.config import apply_thread_switch
 
     app = create_app(cli.settings)
+    apply_thread_switch(cli.settings)
     # SIGTERM stops like Ctrl-C: the finally below closes the runner and background work cleanly
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     click.echo(f"ymir hub on http://{host}:{port}  (workspace {cli.settings.home})")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -136,6 +137,7 @@ class Settings:
     url_block_private: bool = False
     login_max_failures: int = 10
     login_window_s: int = 600
+    thread_switch_us: int = 1000
     public_url: str | None = None
     rollout_timeout_s: int = 600
     capture_version_frames: int = 1000
@@ -287,6 +289,14 @@ def _check_storage(values: dict) -> None:
         raise BadInput(f"YMIR_S3_PREFIX={prefix!r}: no leading, trailing or double /")
 
 
+def apply_thread_switch(settings) -> None:
+    """The server process's interpreter switch interval (``YMIR_THREAD_SWITCH_US``, 1 ms; Python's
+    own is 5 ms). Page threads give up the interpreter at every SQLite row; while the fleet's ingest
+    worker keeps it busy, each time back costs up to one interval, and a page reading a few hundred
+    rows waited seconds at 5 ms (scripts/bench/fleet.py, issue 15.3)."""
+    sys.setswitchinterval(settings.thread_switch_us / 1e6)
+
+
 def resolve_home(home: str | Path | None, env: dict[str, str] | None = None) -> Path:
     """``--home`` if given, else ``$YMIR_HOME``, else ``./ymir-workplace``; made absolute."""
     env = dict(os.environ) if env is None else env
@@ -322,6 +332,7 @@ def load_settings(home: str | Path | None = None, env: dict[str, str] | None = N
         "url_block_private": _bool_env(env, "YMIR_URL_BLOCK_PRIVATE", False),
         "login_max_failures": _int_env(env, "YMIR_LOGIN_MAX_FAILURES", 10),
         "login_window_s": _int_env(env, "YMIR_LOGIN_WINDOW_S", 600),
+        "thread_switch_us": _int_env(env, "YMIR_THREAD_SWITCH_US", 1000),
         "public_url": (env.get("YMIR_PUBLIC_URL") or "").rstrip("/") or None,
         "rollout_timeout_s": _int_env(env, "YMIR_ROLLOUT_TIMEOUT_S", 600),
         "capture_version_frames": _int_env(env, "YMIR_CAPTURE_VERSION_FRAMES", 1000),

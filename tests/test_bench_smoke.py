@@ -61,3 +61,18 @@ def test_agent_http_benchmark_against_peer_servers():
         assert t["latency"]["server_side_mean_ms"] > 0, name
     assert set(doc["goals"]) == {"p50", "p99", "throughput"}
     assert all(isinstance(g["met"], bool) and g["best_peer"] in expected - {"agent"} for g in doc["goals"].values())
+
+
+def test_fleet_benchmark_counts_every_record_and_times_pages(tmp_path):
+    """fleet.py at a tiny size: agents connect, every record is stored once per device, the rollout
+    converges, and the page users' times come out per phase (pages answered 200)."""
+    out = subprocess.run([sys.executable, "scripts/bench/fleet.py", "--agents", "20", "--procs", "1", "--batches", "3",
+                          "--records", "10", "--page-users", "3", "--think-s", "0.05", "--out", str(tmp_path / "f.json")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    doc = json.loads((tmp_path / "f.json").read_text())
+    assert doc["records_stored"] == doc["records_sent"] == 600 and doc["lost"] == 0
+    assert doc["devices_short"] == doc["devices_over"] == doc["duplicates_stored"] == 0
+    assert doc["rollout_state"] == "completed" and doc["thread_switch_us"] == 1000
+    rollout = doc["pages"]["rollout"]
+    assert rollout["pages"] > 0 and rollout["not_200"] == 0 and rollout["p99_ms"] > 0

@@ -215,7 +215,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from hub import auth, create_app
-    from hub.config import load_settings
+    from hub.config import apply_thread_switch, load_settings
     from hub.fleet import deployments as deps
     from hub.fleet.broker import EmbeddedMosquitto
     from hub.store import fleet as fleet_store
@@ -226,7 +226,8 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="ymir-bench-fleet-"))
     broker = EmbeddedMosquitto(tmp / "mosquitto", "127.0.0.1", 0).start()
-    settings = load_settings(tmp / "ws", env={}, testing=True, secret_key="bench", fleet_enabled=True,
+    settings = load_settings(tmp / "ws", env={k: v for k, v in os.environ.items() if k == "YMIR_THREAD_SWITCH_US"},
+                             testing=True, secret_key="bench", fleet_enabled=True,
                              mqtt_url=broker.url, run_jobs=False)
     ws = Workspace.create(settings)
     auth.add_user(ws.database, "admin", "bench-pass-1", "admin")
@@ -243,7 +244,8 @@ def main() -> None:
     db = app.extensions["ymir"].database
     result: dict = {"agents": args.agents, "procs": args.procs, "machine": f"{platform.machine()}, "
                     f"{os.cpu_count()} CPUs", "broker": "mosquitto (child process, loopback)",
-                    "page_users": args.page_users, "think_s": args.think_s}
+                    "page_users": args.page_users, "think_s": args.think_s,
+                    "thread_switch_us": settings.thread_switch_us}
     ctx = mp.get_context("fork")
     go = ctx.Event()
     q = ctx.Queue()
@@ -257,6 +259,7 @@ def main() -> None:
 
             import waitress
 
+            apply_thread_switch(settings)  # as `ymir-hub serve` does
             server = waitress.create_server(app, host="127.0.0.1", port=0, threads=8)  # as `ymir-hub serve`
             threading.Thread(target=server.run, name="waitress", daemon=True).start()
             pager = spawn.Process(target=_page_users, args=(server.effective_port, "bench-pass-1", args.page_users,

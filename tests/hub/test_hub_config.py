@@ -74,3 +74,20 @@ def test_interrupted_imports_are_failed_at_start(workspace, sample_zip):
         assert ds_store.get_version(workspace.database, live["id"])["state"] == "importing"
     finally:
         app.extensions["ymir"].close()
+
+
+def test_the_server_switch_interval_is_a_setting(tmp_path):
+    import sys
+
+    from hub.config import apply_thread_switch
+
+    assert load_settings(tmp_path, env={}).thread_switch_us == 1000
+    for bad in ("0", "fast"):
+        with pytest.raises(BadInput, match="YMIR_THREAD_SWITCH_US"):
+            load_settings(tmp_path, env={"YMIR_THREAD_SWITCH_US": bad})
+    before = sys.getswitchinterval()
+    try:
+        apply_thread_switch(load_settings(tmp_path, env={"YMIR_THREAD_SWITCH_US": "250"}))
+        assert sys.getswitchinterval() == pytest.approx(250e-6)
+    finally:
+        sys.setswitchinterval(before)
