@@ -51,6 +51,7 @@ ENV_VARS = {
     "YMIR_URL_BLOCK_PRIVATE": "1/0: URL imports refuse hosts (and redirects) resolving to loopback, private, link-local or reserved addresses (default 0)",
     "YMIR_LOGIN_MAX_FAILURES": "failed logins per client address and per user name within YMIR_LOGIN_WINDOW_S before logins answer 429 (10)",
     "YMIR_LOGIN_WINDOW_S": "seconds of the login rate limit's sliding window (600)",
+    "YMIR_THREAD_SWITCH_US": "ymir-hub serve's interpreter switch interval in microseconds (1000; Python's is 5000)",
     "YMIR_PUBLIC_URL": "the hub's URL as devices reach it, for artifact links (default: hub-relative links)",
     "YMIR_ROLLOUT_TIMEOUT_S": "seconds a device may stay downloading/verifying/loading before it is timed out (600)",
     "YMIR_CAPTURE_VERSION_FRAMES": "frames per edge-captures dataset version before a new one starts (1000)",
