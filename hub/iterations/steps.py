@@ -29,7 +29,7 @@ INITIAL_STEPS = ("training",)
 DEFAULT_PARAMS: dict[str, dict] = {
     "prepare_mining": {"exact_dedup": True, "near_dup_threshold": 4, "sample": None, "classes_in": [],
                        "classes_out": [], "edge_captures": True},
-    "mining": {"algorithm": "aldd", "topk": 50, "class_balanced": False, "pre_annotations": True},
+    "mining": {"algorithm": "aldd", "topk": 50, "class_balanced": False, "pre_annotations": True, "config": {}},
     "label": {"backend": "builtin", "assignees": []},
     "merge": {"strategy": "host"},
     "training": {"config": {}, "pretrained": True},
@@ -150,10 +150,13 @@ def _start_mining(ws, setup, it, inputs, params) -> Started:
     topk = params.get("topk")
     if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
         raise BadInput(f"mining: topk must be a positive integer, got {topk!r}")
+    config = params.get("config") or {}
+    if not isinstance(config, dict):
+        raise BadInput(f"mining: config must be an object of executor settings, got {config!r}")
     job = submit_mining(_ctx(ws), model_id=inputs["model_id"], stage=inputs["stage"],
                         version_ids=inputs["version_ids"], algorithm=params["algorithm"], topk=topk,
                         class_balanced=bool(params.get("class_balanced")),
-                        pre_annotations=bool(params.get("pre_annotations", True)),
+                        pre_annotations=bool(params.get("pre_annotations", True)), config=config,
                         name=f"mined-round-{it['round']}", backend_key=backend_key(ws.settings),
                         created_by=params.get("_user"))
     return Started(job_id=job["id"], phase="mining")

@@ -95,7 +95,8 @@ def _oracle(hub: Hub, task_id: int, truth: dict) -> None:
 
 
 def run_seed(seed: int, methods: list[str], rounds: int, topk: int, config: dict, work: Path,
-             pool_weights: tuple[float, float, float] | None = None, class_balanced: bool = False) -> dict:
+             pool_weights: tuple[float, float, float] | None = None, class_balanced: bool = False,
+             mining_config: dict | None = None) -> dict:
     from detkit.al_scenario import write_scenario
     from hub import iterations
     from hub.store import projects as projects_store
@@ -123,7 +124,8 @@ def run_seed(seed: int, methods: list[str], rounds: int, topk: int, config: dict
             iterations.start(hub.ws, method, **sets(method), initial_model_id=initial_model,
                              params={"training": {"config": config},
                                      "mining": {"algorithm": method, "topk": topk,
-                                                "class_balanced": class_balanced and method != "random"}})
+                                                "class_balanced": class_balanced and method != "random",
+                                                "config": mining_config or {}}})
             hub.run(method, "training")  # round 0: tests the shared initial model only
             maps = []
             for _ in range(rounds):
@@ -249,6 +251,8 @@ def main() -> int:
                     help="The pool's class mix (default the scenario's 0.2 0.2 0.6; e.g. 0.45 0.45 0.1: triangles rare).")
     ap.add_argument("--class-balanced", action="store_true",
                     help="Uncertainty methods mine with the class-balanced re-ranking on top (random stays random).")
+    ap.add_argument("--mining-conf", type=float, default=None,
+                    help="The executor's conf_threshold while mining (default its 0.05): box scores see boxes above it.")
     ap.add_argument("--work", type=Path, default=None, help="Keep workspaces here (default: a temp folder).")
     ap.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
     ap.add_argument("--skip-cost", action="store_true", help="Only the lift, not the mining cost.")
@@ -267,11 +271,12 @@ def main() -> int:
     config = {"epochs": args.epochs, "input_size": args.input_size, "batch_size": 8, "save_period": 0, "seed": 0}
     work = args.work or Path(tempfile.mkdtemp(prefix="al-lift-"))
     results = {"config": config, "topk": args.topk, "rounds": args.rounds, "pool_weights": args.pool_weights,
-               "class_balanced": args.class_balanced, "seeds": {}}
+               "class_balanced": args.class_balanced, "mining_conf": args.mining_conf, "seeds": {}}
     for seed in args.seeds:
         results["seeds"][seed] = run_seed(seed, args.methods, args.rounds, args.topk, config, work,
                                           tuple(args.pool_weights) if args.pool_weights else None,
-                                          args.class_balanced)
+                                          args.class_balanced,
+                                          {"conf_threshold": args.mining_conf} if args.mining_conf is not None else None)
 
     print(f"\ntest mAP50 after each round (top-{args.topk} labeled per round; initial model shared per seed)")
     print(f"{'method':<10}" + "".join(f"{'seed ' + str(s):>22}" for s in args.seeds) + f"{'mean last':>12}")

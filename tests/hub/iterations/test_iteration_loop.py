@@ -19,7 +19,9 @@ def test_two_rounds_of_mining_and_labeling_lift_test_map(api, tmp_path):
     r = api.post("/api/v1/projects/al/iteration", json={
         "training_version_id": al["train"], "mining_version_id": al["pool"], "validation_version_id": al["val"],
         "test_version_id": al["test"], "goal_map": 0.99,
-        "params": {"training": {"config": FAST_TRAINING}, "mining": {"topk": TOPK, "algorithm": "aldd"}}})
+        "params": {"training": {"config": FAST_TRAINING},
+                   # the executor's own default threshold, given explicitly: the step hands its config to the job
+                   "mining": {"topk": TOPK, "algorithm": "aldd", "config": {"conf_threshold": 0.05}}}})
     assert r.status_code == 201, r.get_json()
     assert api.post("/api/v1/projects/al/iteration/steps/training").status_code == 202
     assert wait_step(api, "al", "training")["steps"][0]["state"] == "done"
@@ -34,6 +36,8 @@ def test_two_rounds_of_mining_and_labeling_lift_test_map(api, tmp_path):
             row = next(s for s in wait_step(api, "al", step)["steps"] if s["step"] == step)
             assert row["state"] == "done", row
         mined = row["output"]["version_id"]
+        job = api.get(f"/api/v1/jobs/{row['job_id']}").get_json()
+        assert job["params"]["config"] == {"conf_threshold": 0.05}, job["params"]
         sha1s = {a["sha1"] for a in api.get(f"/api/v1/versions/{mined}/assets?limit=1000").get_json()["assets"]}
         assert len(sha1s) == TOPK and not sha1s & seen, "a round never mines what an earlier one labeled"
         seen |= sha1s

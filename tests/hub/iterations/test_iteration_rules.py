@@ -93,6 +93,12 @@ def test_round_zero_trains_and_tests_the_initial_model_then_rules_hold(api, al):
             .get_json()["assets"]}
     assert edge_sha1s <= kept and len(kept) == SMALL["pool"] + len(edge_sha1s)
 
+    # the mining step's executor config must be an object of settings
+    r = api.post("/api/v1/projects/al/iteration/steps/mining", json={"params": {"config": "fast"}})
+    assert r.status_code == 400 and "config must be an object" in r.get_json()["error"]
+    assert next(s for s in api.get("/api/v1/projects/al/iteration").get_json()["rounds"][-1]["steps"]
+                if s["step"] == "mining")["state"] == "pending"
+
     # skipping mining makes labeling impossible and says why, the round is unchanged
     assert api.post("/api/v1/projects/al/iteration/steps/mining/skip").status_code == 200
     before = api.get("/api/v1/projects/al/iteration").get_json()["rounds"][-1]
