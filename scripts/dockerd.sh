@@ -19,7 +19,7 @@ case "${1:-status}" in
         --data-root "$ROOT/data" --exec-root "$ROOT/exec" --pidfile "$PID" \
         -H "unix://$SOCK" >"$ROOT/dockerd.log" 2>&1 &
     fi
-    for _ in $(seq 1 100); do
+    for _ in $(seq 1 300); do  # up to 60 s: a cold engine on a slow machine
       if DOCKER_HOST="unix://$SOCK" docker version >/dev/null 2>&1; then echo "$SOCK"; exit 0; fi
       sleep 0.2
     done
@@ -27,7 +27,11 @@ case "${1:-status}" in
     exit 1
     ;;
   stop)
-    if running; then kill "$(cat "$PID")"; fi
+    # wait for it to go: a start right after a stop must not meet the old engine's containerd
+    if running; then
+      pid=$(cat "$PID"); kill "$pid"
+      for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    fi
     ;;
   status)
     if running; then echo "running: $SOCK"; else echo "stopped"; exit 1; fi
