@@ -93,14 +93,23 @@ def device_for_token(database: Database, token: str) -> dict | None:
 
 
 def list_devices(database: Database, tag: str | None = None) -> list[dict]:
-    out = [_device(r) for r in database.db.query("SELECT * FROM devices ORDER BY id")]
-    return [d for d in out if tag in d["tags"]] if tag else out
+    """Every device (carrying ``tag``), by id."""
+    sql_where, args = _device_filter(tag=tag or "")
+    return [_device(r) for r in database.db.query(f"SELECT * FROM devices{sql_where} ORDER BY id", args)]
 
 
 def find_devices(database: Database, q: str = "", tag: str = "", online: bool | None = None, limit: int = 50,
                  offset: int = 0) -> tuple[list[dict], int]:
     """One page of devices (by id) whose id or name contains ``q``, carrying ``tag``, online or not;
     returns ``(devices, how many match in all)``."""
+    sql_where, args = _device_filter(q, tag, online)
+    total = database.db.execute(f"SELECT count(*) FROM devices{sql_where}", args).fetchone()[0]
+    rows = database.db.query(f"SELECT * FROM devices{sql_where} ORDER BY id LIMIT ? OFFSET ?", [*args, limit, offset])
+    return [_device(r) for r in rows], total
+
+
+def _device_filter(q: str = "", tag: str = "", online: bool | None = None) -> tuple[str, list]:
+    """``(" WHERE ...", args)`` for devices whose id or name contains ``q``, carrying ``tag``, online or not."""
     where, args = [], []
     if q:
         where.append("(instr(lower(id), ?) > 0 OR instr(lower(name), ?) > 0)")
@@ -111,10 +120,7 @@ def find_devices(database: Database, q: str = "", tag: str = "", online: bool | 
     if online is not None:
         where.append("online = ?")
         args.append(1 if online else 0)
-    sql_where = f" WHERE {' AND '.join(where)}" if where else ""
-    total = database.db.execute(f"SELECT count(*) FROM devices{sql_where}", args).fetchone()[0]
-    rows = database.db.query(f"SELECT * FROM devices{sql_where} ORDER BY id LIMIT ? OFFSET ?", [*args, limit, offset])
-    return [_device(r) for r in rows], total
+    return (f" WHERE {' AND '.join(where)}" if where else ""), args
 
 
 def presence_counts(database: Database) -> dict[str, int]:
@@ -143,10 +149,7 @@ def delete_device(database: Database, device_id: str) -> None:
 
 def slots(database: Database, device_id: str) -> list[dict]:
     """The device's desired entries: ``[{"name", "entry", "algorithm_id", "deployment_id"}]``."""
-    return [
-        {**r, "entry": json.loads(r["entry"])}
-        for r in database.db.query("SELECT * FROM device_slots WHERE device_id = ? ORDER BY name", [device_id])
-    ]
+    return slots_for(database, [device_id])[device_id]
 
 
 def next_revision(db, device_id: str) -> int:
@@ -211,10 +214,6 @@ def desired_document(database: Database, device_id: str) -> tuple[int, list[dict
 # --- reported state, presence, metrics ------------------------------------------------------------
 
 
-def reported(database: Database, device_id: str) -> list[dict]:
-    return list(database.db.query("SELECT * FROM device_reported WHERE device_id = ? ORDER BY name", [device_id]))
-
-
 def _in_chunks(database: Database, sql: str, ids: list[str]) -> list[dict]:
     """``sql`` with ``{ids}`` filled by placeholders, run over ``ids`` in chunks (SQLite's variable limit)."""
     out: list[dict] = []
@@ -225,7 +224,8 @@ def _in_chunks(database: Database, sql: str, ids: list[str]) -> list[dict]:
 
 
 def reported_for(database: Database, device_ids: list[str]) -> dict[str, list[dict]]:
-    """:func:`reported` of many devices in one query per 500: ``{device_id: [rows by name]}``."""
+    """What each device last reported per deployment name, one query per 500 devices:
+    ``{device_id: [rows by name]}``."""
     out: dict[str, list[dict]] = {d: [] for d in device_ids}
     for r in _in_chunks(database, "SELECT * FROM device_reported WHERE device_id IN ({ids}) ORDER BY device_id, name",
                         device_ids):

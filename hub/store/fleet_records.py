@@ -45,4 +45,3 @@ def recent_records(database: Database, device_id: str, limit: int = 50) -> list[
     return list(database.db.query(
         "SELECT id, deployment, revision, ts, boxes, latency_ms FROM edge_predictions WHERE device_id = ? "
         "ORDER BY ts DESC LIMIT ?", [device_id, limit]))
-
