@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 ROUND_STEPS = ("prepare_mining", "mining", "label", "merge", "training")
 INITIAL_STEPS = ("training",)
+# score threshold of the test-set inference a round's test mAP is computed from (the trainer validates at 0.01 too)
+TEST_CONF_THRESHOLD = 0.01
 
 #: parameters a user sets per step; they stick across rounds (inputs such as version ids do not)
 DEFAULT_PARAMS: dict[str, dict] = {
@@ -233,8 +235,11 @@ def _start_training(ws, setup, it, inputs, params) -> Started:
 def _start_testing(ws, setup, it, model_id: int, stage: str | None, train_version_id: int) -> Started:
     from hub.training import submit_inference
 
+    # the round's test mAP is computed from these detections: cut at the infer template's 0.25 the PR curve is
+    # truncated (rare classes most), so the test pass keeps the low threshold the trainer's validation uses
     (job,) = submit_inference(_ctx(ws), model_id=model_id, version_ids=[setup["test_version_id"]], stage=stage,
-                              mode="infer", backend_key=backend_key(ws.settings))
+                              config={"conf_threshold": TEST_CONF_THRESHOLD}, mode="infer",
+                              backend_key=backend_key(ws.settings))
     return Started(job_id=job["id"], phase="testing",
                    output={"model_id": model_id, "stage": stage, "training_version_id": train_version_id})
 

@@ -66,6 +66,10 @@ def test_round_zero_trains_and_tests_the_initial_model_then_rules_hold(api, al):
     out = step["output"]
     assert out["model_id"] and out["test_pred_version_id"] and 0 <= out["test_map50"] <= 1
     assert rnd["state"] == "done" and rnd["result"]["model_id"] == out["model_id"]
+    # the test mAP comes from a test-set inference at the trainer's validation threshold, not the infer
+    # template's 0.25 (which truncates the PR curve the mAP integrates)
+    (test_job,) = api.get("/api/v1/jobs?project=al&kind=infer").get_json()["jobs"]
+    assert test_job["params"]["version_id"] == al["test"] and test_job["params"]["config"]["conf_threshold"] == 0.01
 
     # round 1: every step pending, proposals pre-filled from round 0 and the setup
     data = api.post("/api/v1/projects/al/iteration/next").get_json()
