@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import yaml
 from iteration_helpers import FAST_TRAINING, scenario_project, wait_step
 
-TEMPLATE = yaml.safe_load((Path(__file__).parents[3] / "executor/img-man/training-template.yaml").read_text())
+from executor.config import template
 
 SMALL = {"train": 24, "pool": 30, "val": 12, "test": 12}
 
@@ -31,7 +28,7 @@ def test_iteration_from_the_pages(api, client, tmp_path):
 
     # the training step's form carries the template's hyperparameters (round 0 has no sticky config yet: without
     # them a user could not set one); run it with a small config, only what differs from the template is kept
-    assert f'name="c_epochs" value="{TEMPLATE["epochs"]}"' in page and 'name="c_learning_rate" value="0.01"' in page
+    assert f'name="c_epochs" value="{template("training")["epochs"]}"' in page and 'name="c_learning_rate" value="0.01"' in page
     form = {"csrf_token": client.csrf, "has_config": "1", "has_pretrained": "1", "p_pretrained": "on",
             **{f"c_{k}": str(v) for k, v in {**FAST_TRAINING, "epochs": 1}.items()}}
     r = client.post(f"/projects/{pid}/iteration/steps/training", data=form, follow_redirects=True)
