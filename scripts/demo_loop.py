@@ -226,7 +226,7 @@ class Demo:
                   "mqtt_url": f"mqtt://127.0.0.1:{self.mqtt_port}", "store_dir": str(folder / "store"),
                   "http_bind": f"127.0.0.1:{self.agent_port}", "uplink_interval": 1.0, "mining_enabled": True,
                   "mining_window": 5.0, "mining_top_k": 3, "mining_rate_per_min": 120.0,
-                  "mining_control_share": 0.1}
+                  "mining_control_share": 0.1, "metrics_interval": 2.0}
         cfg.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()))
         cfg.chmod(0o600)
         log = folder / "agent.log"
@@ -256,6 +256,7 @@ class Demo:
         self.say("detect", f"send the held-out images to the agent's /v1/detect ({self.sizes['heldout']} images)")
         before = self.api("GET", f"/api/v1/devices/{DEVICE}/predictions")["count"]
         frames_before = self._frames()
+        uploads_before = self._uploads(fresh_after=time.time())
         latencies, boxes = [], 0
         with zipfile.ZipFile(self.home / "sharing" / "shapes-heldout.zip") as zf:
             for name in sorted(n for n in zf.namelist() if n.startswith("images/")):
@@ -270,13 +271,28 @@ class Demo:
         got = self.wait(f"{sent} prediction records at the hub",
                         lambda: (n := self.api("GET", f"/api/v1/devices/{DEVICE}/predictions")["count"]) - before
                         >= sent and n - before, 60, self.agent_log)
-        self.wait("selected frames at the hub", lambda: self._frames() > frames_before, 60, self.agent_log)
+        # A frame the hub already holds (a second run sends the same images) is taken but adds no asset, so the
+        # wait counts the agent's delivered uploads (its metrics at the hub), not the size of edge captures.
+        self.wait("selected frames at the hub", lambda: self._uploads() > uploads_before, 60, self.agent_log)
         time.sleep(7)  # the agent's mining window (5 s) closes and its last picks arrive
+        uploads = self._uploads(fresh_after=time.time())
         frames = self._frames()
         latencies.sort()
-        self.summary.update(sent=sent, boxes=boxes, records=got, frames=frames - frames_before,
-                            frames_total=frames, detect_p50_ms=latencies[len(latencies) // 2])
-        print(f"{sent} images -> {boxes} boxes; {got} records and {frames - frames_before} frames back at the hub")
+        self.summary.update(sent=sent, boxes=boxes, records=got, uploads=uploads - uploads_before,
+                            frames=frames - frames_before, frames_total=frames,
+                            detect_p50_ms=latencies[len(latencies) // 2])
+        print(f"{sent} images -> {boxes} boxes; {got} records and {uploads - uploads_before} selected frames back at "
+              f"the hub ({frames - frames_before} new to edge captures)")
+
+    def _uploads(self, fresh_after: float | None = None) -> int:
+        """Frames the agent has delivered to the hub so far, as its latest metrics at the hub say; with
+        ``fresh_after``, first wait for metrics sent after that time (the agent sends them every 2 s)."""
+        def metrics() -> dict:
+            return self.api("GET", f"/api/v1/devices/{DEVICE}")["metrics"] or {}
+        if fresh_after is not None:
+            self.wait("fresh metrics from the agent", lambda: (metrics().get("ts") or 0) > fresh_after, 30,
+                      self.agent_log)
+        return int(((metrics().get("outbox") or {}).get("sent") or {}).get("capture") or 0)
 
     def _frames(self) -> int:
         groups = self.api("GET", f"/api/v1/projects/{PROJECT}/datasets")["datasets"]
@@ -314,8 +330,8 @@ class Demo:
                               f"deployment {self.deployment['id']} {self.deployment['state']}"),
                  ("agent /v1/detect", f"{s['sent']} images, {s['boxes']} boxes, p50 {s['detect_p50_ms']:.1f} ms "
                                       "(HTTP round trip)"),
-                 ("back at the hub", f"{s['records']} prediction records, {s['frames']} selected frames "
-                                     f"({s['frames_total']} in edge captures)"),
+                 ("back at the hub", f"{s['records']} prediction records, {s['uploads']} selected frames "
+                                     f"({s['frames']} new, {s['frames_total']} in edge captures)"),
                  ("mined", f"version {s['mined']['version_id']}: top {len(s['mined']['top'])} of "
                            f"{s['mined']['pool']} frames")]
         rows += [(f"  #{i + 1}", f"{sha} score {score:.4f} ({reason or 'selected'} on {dev})")
